@@ -1,0 +1,199 @@
+r"""The paper's 2-D Gaussian-mixture stability study: LSGAN vs the regular GAN.
+
+    python -m experiments.mixture                      # default: ~2-3 min on 2 CPU cores
+    python -m experiments.mixture --variant=official   # the official protocol: 35k steps, 10 seeds/loss
+    python -m experiments.mixture --variant=pacgan_ring  # PacGAN protocol A (compare PacGAN Table 1)
+    python -m experiments.mixture --variant=pacgan_grid
+    python -m experiments.mixture --variant=smoke      # seconds; for tests
+    python -m experiments.mixture --config.seeds=10 --config.coding.a=-1 --config.coding.c=0
+
+All runs of a study (losses × seeds) train as one `jit(vmap(lax.scan(step)))` program with the
+mixture sampled on device. Outputs in `--workdir` (default `workdirs/mixture/<variant>`):
+`summary.json` (per run: loss, coding, seed, modes_covered, high_quality, reverse_kl; per loss:
+mean ± s.e. and the fraction of runs that cover all modes), `metrics.jsonl`, TensorBoard events,
+`mixture.png` (density panels at snapshot steps, one row per loss, the target at the end),
+`mode_curves.png`, and checkpoints (rerunning the same command resumes).
+
+Protocols (sources in shared/research/mixtures.md and paper.md §2.4):
+
+* `official` — xudonmao/LSGAN `stability_comparison/mixture_gaussian/{ls,sig}.py`: 8 modes on a
+  ring of radius 1, std 0.01; G z(256)→128 tanh→128 tanh→2, D 2→128 tanh→128 tanh→1, orthogonal
+  init gain 1.4; D Adam(1e-4, β1 .5), G Adam(1e-3, β1 .5); batch 512; simultaneous updates; 35k
+  steps; 10 repetitions per loss; LSGAN 0-1-1 coding vs the non-saturating GAN.
+  Differences, on purpose: (1) the official sampler's `linspace(0, 2π, 9)` double-weights the (0,1)
+  mode (2/9); we use equal weights by default (`--config.data.kwargs.duplicate_endpoint=True`
+  restores the quirk); (2) the official losses are sums (`tf.nn.l2_loss`, ¼·Σ for D) and G's BCE is
+  summed; we use means — Adam is invariant to that rescaling up to ε; (3) the official code reports
+  no metric, only KDE plots: we add PacGAN's metrics on 2,500 samples.
+* `default` — the official protocol shortened so that it finishes in about 3 minutes on 2 CPU
+  cores: 3 seeds per loss and 10k steps (the regular GAN's collapse is visible long before that).
+* `pacgan_ring` / `pacgan_grid` — PacGAN protocol A (fjxmlzn/PacGAN): fixed 100k-point dataset,
+  z∈R² N(0,I), G 4×400 BN-ReLU, D 3 maxout layers (200×5), Adam(1e-4, β1 .8), batch 100,
+  simultaneous updates, 400k steps (400 epochs), 10 trials; the GAN baseline row is comparable
+  with PacGAN Table 1 (GAN: ring 6.3±0.5 modes, 98.2 % HQ, rKL 0.45; grid 17.3±0.8, 94.8 %, 0.70).
+  Difference: real points are drawn from the fixed set with replacement rather than in shuffled
+  epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from lsgan_jax import cli, viz
+from lsgan_jax.data import mixtures
+from lsgan_jax.training import loop
+
+VARIANTS = ("default", "official", "pacgan_ring", "pacgan_grid", "smoke")
+
+
+def get_config(variant: str = "default") -> ml_collections.ConfigDict:
+    """Configs as code; `variant` picks a named protocol (see the module docstring)."""
+    c = ml_collections.ConfigDict()
+    c.variant = variant
+    c.losses = ("lsgan", "nsgan")
+    c.seeds = 3
+    c.coding = ml_collections.ConfigDict({"a": 0.0, "b": 1.0, "c": 1.0})  # ZERO_ONE, as ls.py
+    c.data = ml_collections.ConfigDict(
+        {
+            "name": "official_ring",
+            "kwargs": {"radius": 1.0, "std": 0.01, "duplicate_endpoint": False},
+            "dataset_size": 0,  # 0: fresh samples every step (official); >0: a fixed dataset (PacGAN)
+            "dataset_seed": 1234,
+        }
+    )
+    c.model = ml_collections.ConfigDict(
+        {"g": "mixture_mlp_g", "g_kwargs": {}, "d": "mixture_mlp_d", "d_kwargs": {}}
+    )
+    c.optim_g = ml_collections.ConfigDict(
+        {"name": "adam", "lr": 1e-3, "b1": 0.5, "b2": 0.999, "eps": 1e-8}
+    )
+    c.optim_d = ml_collections.ConfigDict(
+        {"name": "adam", "lr": 1e-4, "b1": 0.5, "b2": 0.999, "eps": 1e-8}
+    )
+    c.update_mode = "simultaneous"
+    c.n_d = 1
+    c.batch_size = 512
+    c.num_steps = 10_000
+    c.eval_every = 500
+    c.snapshot_steps = (0, 2_500, 5_000, 7_500, 10_000)
+    c.checkpoint_every = 2_500
+    c.num_eval_samples = 2_500
+    c.eval_seed = 2333
+    c.ema_decay = 0.0
+    c.nan_policy = "stop"
+    c.shard_runs = True
+
+    if variant == "official":
+        c.seeds = 10
+        c.num_steps = 35_000
+        c.eval_every = 1_000
+        c.snapshot_steps = (0, 5_000, 15_000, 25_000, 35_000)
+        c.checkpoint_every = 5_000
+    elif variant in ("pacgan_ring", "pacgan_grid"):
+        grid = variant == "pacgan_grid"
+        c.data.name = "grid" if grid else "ring"
+        c.data.kwargs = {"spacing": 2.0, "std": 0.05} if grid else {"radius": 1.0, "std": 0.01}
+        c.data.dataset_size = 100_000
+        c.model = ml_collections.ConfigDict(
+            {"g": "pacgan_g", "g_kwargs": {}, "d": "pacgan_d", "d_kwargs": {}}
+        )
+        for opt in (c.optim_g, c.optim_d):
+            opt.lr, opt.b1 = 1e-4, 0.8
+        c.batch_size = 100
+        c.seeds = 10
+        c.num_steps = 400_000
+        c.eval_every = 1_000
+        c.snapshot_steps = (0, 10_000, 100_000, 200_000, 400_000)
+        c.checkpoint_every = 10_000
+    elif variant == "smoke":
+        c.seeds = 2
+        c.batch_size = 64
+        c.num_steps = 40
+        c.eval_every = 10
+        c.snapshot_steps = (0, 20, 40)
+        c.checkpoint_every = 20
+        c.num_eval_samples = 256
+        c.model.g_kwargs = {"latent_dim": 16, "hidden": 32}
+        c.model.d_kwargs = {"hidden": 32}
+    elif variant != "default":
+        raise ValueError(f"Unknown variant {variant!r}; choose one of {VARIANTS}.")
+    return c
+
+
+def make_figures(workdir: str, config: ml_collections.ConfigDict, summary: dict) -> list[str]:
+    """Density panels (first seed of each loss) and mode-coverage curves from the saved outputs."""
+    runs = loop.runs_from_config(config)
+    mixture = mixtures.get_mixture(config.data.name, **config.data.kwargs)
+    means = np.asarray(mixture.means)
+    lim = float(np.abs(means).max() * 1.35 + 4 * float(np.max(mixture.stds)))
+    truth = np.asarray(mixtures.sample(mixture, jax.random.PRNGKey(0), config.num_eval_samples))
+    snaps = {s: d["samples"] for s, d in loop.load_snapshots(workdir).items()}
+    rows = []
+    for loss in config.losses:
+        first = next(r for r in runs if r.loss == loss)
+        rows.append((f"{loss} (seed {first.seed})", first.index))
+    paths = [
+        viz.density_panels(
+            snaps,
+            rows,
+            truth,
+            os.path.join(workdir, "mixture.png"),
+            lim=lim,
+            means=means,
+            title=f"{config.data.name}: density of G(z) during training",
+        )
+    ]
+    ckpt_meta = _history(workdir)
+    if ckpt_meta:
+        steps = np.asarray([h["step"] for h in ckpt_meta])
+        curves, bands = {}, {}
+        for loss in config.losses:
+            sel = [r.index for r in runs if r.loss == loss]
+            mc = np.asarray([[h["modes_covered"][i] for i in sel] for h in ckpt_meta])
+            m = mc.mean(1)
+            se = mc.std(1, ddof=1) / np.sqrt(len(sel)) if len(sel) > 1 else np.zeros_like(m)
+            curves[loss], bands[loss] = m, (m - se, m + se)
+        paths.append(
+            viz.line_plot(
+                steps,
+                curves,
+                os.path.join(workdir, "mode_curves.png"),
+                xlabel="step",
+                ylabel="modes covered (mean ± s.e.)",
+                bands=bands,
+            )
+        )
+    return paths
+
+
+def _history(workdir: str) -> list[dict]:
+    path = os.path.join(workdir, "history.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return []
+
+
+def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    summary = loop.train(config, workdir)
+    if "preempted_at" in summary:
+        return summary
+    paths = make_figures(workdir, config, summary)
+    num_modes = summary["protocol"]["num_modes"]
+    print(loop.format_table(summary, num_modes))
+    sps = summary.get("steps_per_s")
+    if sps:
+        print(
+            f"{summary['num_runs']} runs vectorized: {sps:.1f} steps/s "
+            f"({sps * summary['num_runs']:.0f} run-steps/s)"
+        )
+    print(f"Wrote {os.path.join(workdir, 'summary.json')} and {', '.join(paths)}")
+    return summary
+
+
+cli.run(__name__, get_config, main, VARIANTS)

@@ -1,0 +1,394 @@
+"""The training loop: `train(config, workdir)`.
+
+Linear and resumable (big_vision style): build → restore the latest checkpoint in `workdir` if
+there is one → run → evaluate → checkpoint → summary. SIGTERM (TPU preemption) saves a checkpoint
+at the next step boundary and exits cleanly; a non-finite loss stops with a clear message and
+keeps the last good checkpoint.
+
+This module holds the 2-D mixture trainer, which trains R runs (losses × seeds) as one
+`jit(vmap(lax.scan(step)))` program with the data sampled on device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from lsgan_jax import losses as losses_lib
+from lsgan_jax import models as models_lib
+from lsgan_jax.data import mixtures
+from lsgan_jax.metrics import mixture as mixture_metrics
+from lsgan_jax.training import runners
+from lsgan_jax.training.checkpoint import Checkpointer
+from lsgan_jax.training.logging import MetricWriter, progress
+from lsgan_jax.training.state import Hparams, init_state, make_hparams, make_optimizer, stack
+from lsgan_jax.training.step import StepSpec, make_generate, make_train_step, sample_latent
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced NaN/Inf; the last good checkpoint is kept."""
+
+
+class PreemptionGuard:
+    """Turns SIGTERM into a flag the loop polls at step boundaries (then it saves and exits)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        def handler(signum, frame):
+            del signum, frame
+            self.requested = True
+
+        try:
+            self._old = signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not the main thread (e.g. inside a notebook worker)
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run of a vectorized study."""
+
+    index: int
+    loss: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.loss}/seed{self.seed}"
+
+
+def runs_from_config(config: ml_collections.ConfigDict) -> list[Run]:
+    """Runs = product(losses, seeds); `config.seeds` is a count or a tuple of seeds."""
+    seeds = config.seeds
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    runs = [Run(0, loss, s) for loss in config.losses for s in seeds]
+    return [dataclasses.replace(r, index=i) for i, r in enumerate(runs)]
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Checks a mixture config before anything is built; raises ValueError with what to change."""
+    for name in config.losses:
+        losses_lib.get_loss_pair(name)
+    if "lsgan" in config.losses:
+        losses_lib.validate_coding(config.coding.a, config.coding.b, config.coding.c)
+    if config.num_steps < 1 or config.eval_every < 1:
+        raise ValueError("num_steps and eval_every must be positive.")
+    if config.num_steps % config.eval_every:
+        raise ValueError(
+            f"num_steps={config.num_steps} must be a multiple of eval_every={config.eval_every}."
+        )
+    if config.checkpoint_every % config.eval_every:
+        raise ValueError(
+            f"checkpoint_every={config.checkpoint_every} must be a multiple of "
+            f"eval_every={config.eval_every}."
+        )
+    bad = [s for s in config.snapshot_steps if s % config.eval_every or s > config.num_steps]
+    if bad:
+        raise ValueError(
+            f"snapshot_steps {bad} must be multiples of eval_every={config.eval_every} and "
+            f"<= num_steps={config.num_steps}."
+        )
+    if config.nan_policy not in ("stop", "mark"):
+        raise ValueError(f"nan_policy={config.nan_policy!r}; choose 'stop' or 'mark'.")
+
+
+def build_mixture_study(config: ml_collections.ConfigDict):
+    """Builds everything a vectorized mixture study needs (no training).
+
+    Returns:
+      (runs, spec, states, hparams, mixture, generate) where `states`/`hparams` are stacked over
+      runs and `generate(g_params, g_rest, z)` samples one run's generator in inference mode.
+    """
+    validate_config(config)
+    runs = runs_from_config(config)
+    mixture = mixtures.get_mixture(config.data.name, **config.data.kwargs)
+    if config.data.dataset_size:
+        points = mixtures.make_fixed_dataset(
+            mixture, jax.random.PRNGKey(config.data.dataset_seed), config.data.dataset_size
+        )
+        sample_real = lambda key, n: mixtures.sample_from_dataset(points, key, n)
+    else:
+        sample_real = lambda key, n: mixtures.sample(mixture, key, n)
+
+    def build_models(key):
+        g = models_lib.create(config.model.g, rngs=nnx.Rngs(params=key), **config.model.g_kwargs)
+        d = models_lib.create(
+            config.model.d, rngs=nnx.Rngs(params=jax.random.fold_in(key, 1)), **config.model.d_kwargs
+        )
+        return g, d
+
+    g0, d0 = build_models(jax.random.PRNGKey(0))
+    g_tx, d_tx = make_optimizer(config.optim_g), make_optimizer(config.optim_d)
+    spec = StepSpec(
+        g_graphdef=nnx.graphdef(g0),
+        d_graphdef=nnx.graphdef(d0),
+        g_tx=g_tx,
+        d_tx=d_tx,
+        batch_size=config.batch_size,
+        latent_dim=g0.latent_dim,
+        latent_dist=g0.latent_dist,
+        loss_names=tuple(config.losses),
+        update=config.update_mode,
+        n_d=config.n_d,
+        sample_real=sample_real,
+    )
+
+    def init_one(seed):
+        key = jax.random.PRNGKey(seed)
+        g, d = build_models(jax.random.fold_in(key, 0))
+        return init_state(g, d, g_tx, d_tx, jax.random.fold_in(key, 1))
+
+    states = jax.jit(jax.vmap(init_one))(jnp.asarray([r.seed for r in runs]))
+    hps = stack(
+        [
+            make_hparams(
+                lr_g=config.optim_g.lr,
+                lr_d=config.optim_d.lr,
+                a=config.coding.a,
+                b=config.coding.b,
+                c=config.coding.c,
+                loss_index=list(config.losses).index(r.loss),
+                ema_decay=config.get("ema_decay", 0.0),
+            )
+            for r in runs
+        ]
+    )
+    return runs, spec, states, hps, mixture, make_generate(spec)
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, np.float64)
+    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+    return float(v.mean()), se
+
+
+def summarize(runs: list[Run], final: dict[str, np.ndarray], extra: dict | None = None) -> dict:
+    """Per-run rows and per-loss mean ± standard error (and fraction of runs covering all modes)."""
+    rows = []
+    for r in runs:
+        row = {"run": r.name, "loss": r.loss, "seed": r.seed}
+        row.update({k: float(v[r.index]) for k, v in final.items()})
+        rows.append(row)
+    per_loss = {}
+    for loss in dict.fromkeys(r.loss for r in runs):
+        sel = [row for row in rows if row["loss"] == loss]
+        agg = {"num_runs": len(sel)}
+        for key in ("modes_covered", "high_quality", "reverse_kl", "reverse_kl_all", "all_modes"):
+            if key in sel[0]:
+                m, se = _mean_se([row[key] for row in sel])
+                agg[key] = {"mean": m, "se": se}
+        agg["fraction_all_modes"] = agg.get("all_modes", {}).get("mean")
+        per_loss[loss] = agg
+    out = {"runs": rows, "per_loss": per_loss}
+    if extra:
+        out.update(extra)
+    return out
+
+
+def format_table(summary: dict, num_modes: int) -> str:
+    """The printed results table (mean ± s.e. over seeds)."""
+    lines = [
+        f"{'loss':<10} {'runs':>4} {'modes (max ' + str(num_modes) + ')':>18} {'high quality %':>16} "
+        f"{'reverse KL':>14} {'all modes':>9}",
+    ]
+    for loss, agg in summary["per_loss"].items():
+        mc, hq, rk = agg["modes_covered"], agg["high_quality"], agg["reverse_kl"]
+        lines.append(
+            f"{loss:<10} {agg['num_runs']:>4} {mc['mean']:>10.2f} ± {mc['se']:<5.2f} "
+            f"{100 * hq['mean']:>8.1f} ± {100 * hq['se']:<5.1f} {rk['mean']:>7.3f} ± {rk['se']:<5.3f}"
+            f" {agg['fraction_all_modes']:>9.2f}"
+        )
+    return "\n".join(lines)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Trains a vectorized 2-D mixture study and writes its outputs to `workdir`.
+
+    Outputs: `metrics.jsonl`, TensorBoard events, `checkpoints/`, `snapshots/step_XXXXXX.npz`
+    (2,500 fixed-z samples of every run), `summary.json`; the caller draws the figure.
+
+    Returns:
+      The summary dict (also written to `workdir/summary.json`).
+    """
+    os.makedirs(workdir, exist_ok=True)
+    runs, spec, states, hps, mixture, generate = build_mixture_study(config)
+    num_runs = len(runs)
+    mesh = None
+    if config.get("shard_runs", True) and jax.device_count() > 1 and num_runs % jax.device_count() == 0:
+        mesh = runners.make_mesh(axis_name=runners.RUN_AXIS)
+        states, hps = runners.shard_runs(states, mesh), runners.shard_runs(hps, mesh)
+    chunk = runners.vectorized(make_train_step(spec), scan_steps=config.eval_every, mesh=mesh)
+
+    z_eval = sample_latent(
+        jax.random.PRNGKey(config.eval_seed), config.num_eval_samples, spec.latent_dim, spec.latent_dist
+    )
+
+    @jax.jit
+    def evaluate(states):
+        def one(g_params, g_rest):
+            x = generate(g_params, g_rest, z_eval)
+            return x, mixture_metrics.mixture_metrics(x, mixture)
+
+        return jax.vmap(one)(states.g_ema if config.get("ema_decay", 0.0) else states.g_params, states.g_rest)
+
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.get("keep_checkpoints", 2))
+    meta = {"config": config.to_dict(), "history": [], "diverged": [], "steps_per_s": None}
+    restored = ckpt.restore_latest(states)
+    if restored is not None:
+        states, meta, start = restored
+        log.info("Resumed from step %d in %s", start, workdir)
+        print(f"Resumed from the checkpoint at step {start} in {workdir}.")
+    start = int(jax.device_get(states.step[0]))
+    snap_dir = os.path.join(workdir, "snapshots")
+    os.makedirs(snap_dir, exist_ok=True)
+    writer = MetricWriter(workdir) if jax.process_index() == 0 else None
+    if writer and start == 0:
+        writer.write_hparams(config.to_dict())
+
+    def snapshot(step, samples, metrics):
+        np.savez_compressed(
+            os.path.join(snap_dir, f"step_{step:07d}.npz"),
+            samples=np.asarray(samples, np.float32),
+            **{k: np.asarray(v) for k, v in metrics.items()},
+        )
+
+    if start == 0 and 0 in config.snapshot_steps:
+        samples, m = jax.device_get(evaluate(states))
+        snapshot(0, samples, m)
+
+    diverged = set(meta.get("diverged", []))
+    train_time, train_steps = 0.0, 0
+    bar = progress(config.num_steps, initial=start, desc="mixture")
+    step = start
+    with PreemptionGuard() as guard:
+        while step < config.num_steps:
+            t0 = time.perf_counter()
+            states, metrics = chunk(states, hps)
+            metrics = jax.device_get(metrics)  # (R, K) arrays; also waits for the chunk
+            dt = time.perf_counter() - t0
+            step += config.eval_every
+            if step - start > config.eval_every:  # exclude the first (compiling) chunk
+                train_time, train_steps = train_time + dt, train_steps + config.eval_every
+            finite = np.all([np.isfinite(v).all(axis=1) for v in metrics.values()], axis=0)
+            newly = [runs[i].name for i in np.flatnonzero(~finite) if runs[i].name not in diverged]
+            if newly:
+                if config.nan_policy == "stop":
+                    ckpt.wait()
+                    raise NonFiniteError(
+                        f"Non-finite loss or gradient in run(s) {newly} between steps "
+                        f"{step - config.eval_every} and {step}. The last good checkpoint "
+                        f"(step {ckpt.latest_step()}) is kept in {ckpt.directory}. Lower the "
+                        "learning rate, or set --config.nan_policy=mark to keep the other runs going."
+                    )
+                diverged.update(newly)
+                log.warning("Run(s) %s diverged (non-finite); marked and kept going.", newly)
+            samples, ev = jax.device_get(evaluate(states))
+            meta["history"].append({"step": step, **{k: np.asarray(v).tolist() for k, v in ev.items()}})
+            if step in config.snapshot_steps:
+                snapshot(step, samples, ev)
+            if writer:
+                scalars = {}
+                for li, loss in enumerate(config.losses):
+                    sel = [r.index for r in runs if r.loss == loss]
+                    for k, v in metrics.items():
+                        scalars[f"{loss}/{k}"] = np.nanmean(v[sel, -1])
+                    for k, v in ev.items():
+                        scalars[f"{loss}/eval/{k}"] = np.nanmean(np.asarray(v)[sel])
+                    del li
+                if train_steps:
+                    scalars["steps_per_s"] = train_steps / train_time
+                writer.write_scalars(step, scalars)
+            bar.update(config.eval_every)
+            meta["diverged"] = sorted(diverged)
+            if train_steps:
+                meta["steps_per_s"] = train_steps / train_time
+            if step % config.checkpoint_every == 0 or step == config.num_steps or guard.requested:
+                ckpt.save(step, states, meta)
+            if guard.requested:
+                ckpt.wait()
+                print(f"SIGTERM: saved a checkpoint at step {step}; rerun the same command to resume.")
+                bar.close()
+                if writer:
+                    writer.close()
+                ckpt.close()
+                return {"preempted_at": step}
+    bar.close()
+    ckpt.close()
+    if writer:
+        writer.close()
+
+    _, final = jax.device_get(evaluate(states))
+    final = {k: np.asarray(v) for k, v in final.items()}
+    summary = summarize(
+        runs,
+        final,
+        extra={
+            "protocol": {
+                "data": config.data.to_dict(),
+                "num_modes": int(mixture.means.shape[0]),
+                "num_eval_samples": config.num_eval_samples,
+                "hq_threshold_std": 3.0,
+                "steps": config.num_steps,
+                "batch_size": config.batch_size,
+                "update": config.update_mode,
+                "coding": config.coding.to_dict(),
+            },
+            "diverged_runs": sorted(diverged),
+            "steps_per_s": meta.get("steps_per_s"),
+            "run_steps_per_s": (meta.get("steps_per_s") or 0.0) * num_runs or None,
+            "num_runs": num_runs,
+        },
+    )
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(workdir, "history.json"), "w") as f:
+        json.dump(meta["history"], f)
+    return summary
+
+
+def load_snapshots(workdir: str) -> dict[int, dict[str, np.ndarray]]:
+    """Reads `workdir/snapshots/*.npz` into {step: arrays}."""
+    snap_dir = os.path.join(workdir, "snapshots")
+    out = {}
+    for name in sorted(os.listdir(snap_dir)):
+        if name.startswith("step_") and name.endswith(".npz"):
+            with np.load(os.path.join(snap_dir, name)) as z:
+                out[int(name[5:12])] = {k: z[k] for k in z.files}
+    return out
+
+
+__all__ = [
+    "NonFiniteError",
+    "PreemptionGuard",
+    "Run",
+    "build_mixture_study",
+    "format_table",
+    "load_snapshots",
+    "runs_from_config",
+    "summarize",
+    "train",
+    "validate_config",
+    "Hparams",
+]

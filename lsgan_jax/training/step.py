@@ -1,0 +1,304 @@
+"""One pure, per-device GAN train step that runs unmapped, under `pmap`, `shard_map` and `vmap`.
+
+`make_train_step(spec)` returns
+
+    train_step(state, batch, hparams, *, axis_name=None) -> (state, metrics)
+
+* Discriminator update(s), then the generator update (`update="alternating"`, the paper's image
+  code), or both gradients taken at the same parameters (`update="simultaneous"`, the paper's
+  mixture code). `n_d` discriminator updates per generator update.
+* Randomness is a function of `(state.rng, state.step)` only: the step key is
+  `fold_in(state.rng, step)`. Latents (and, when `batch is None`, real samples drawn on device by
+  `spec.sample_real`) are drawn for the **global** batch and each device takes its slice, so the
+  numbers do not depend on how many devices share the batch.
+* With `axis_name`, gradients and metrics are averaged with `lax.pmean` and BatchNorm layers built
+  with the same `axis_name` average their statistics across devices: the per-device step computes
+  what the single-device step computes on the global batch.
+* Hyperparameters a sweep varies come in `hparams` (traced), so `jax.vmap` over a leading run axis
+  trains many GANs in one compiled program.
+
+Models are called as `G(z, train=True)` / `D(x, train=True)` (with `labels=` when
+`spec.conditional`); discriminators return raw logits. Gradients use `nnx.value_and_grad` on a
+module merged inside the traced function: raw `jax.grad` over a merged module cannot write
+BatchNorm statistics (`TraceContextError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from lsgan_jax import losses as losses_lib
+from lsgan_jax.training.state import Hparams, TrainState, set_learning_rate
+
+UPDATE_MODES = ("alternating", "simultaneous")
+LATENT_DISTS = ("normal", "uniform")
+GP_KINDS = (None, "dragan")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """Static description of a train step (compiled in; everything swept lives in `Hparams`).
+
+    Attributes:
+      g_graphdef, d_graphdef: static graph definitions from `nnx.split`.
+      g_tx, d_tx: optax optimizers built with `optax.inject_hyperparams` (see `make_optimizer`).
+      batch_size: the GLOBAL batch size (across all devices).
+      latent_dim: dimension of z.
+      latent_dist: "normal" (N(0, I)) or "uniform" (U[-1, 1]).
+      loss_names: names from `lsgan_jax.losses.LOSSES`; `Hparams.loss_index` picks one per run.
+      update: "alternating" or "simultaneous".
+      n_d: discriminator updates per generator update.
+      sample_real: `(key, n) -> (n, ...)` on-device sampler used when the step gets `batch=None`.
+      conditional: pass `labels=` to G and D (class-conditional LSGAN).
+      num_classes: number of classes for conditional models (fake labels reuse the real ones).
+      gp: None, or "dragan" — the LSGAN-GP penalty of the TPAMI code, on perturbed real data.
+      gp_scale: perturbation scale `CC` of the DRAGAN-style penalty.
+      compute_dtype: dtype of the models' inputs (float32, or bfloat16 for mixed precision);
+        losses are always computed in float32.
+    """
+
+    g_graphdef: Any
+    d_graphdef: Any
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    batch_size: int
+    latent_dim: int
+    latent_dist: str = "normal"
+    loss_names: tuple[str, ...] = ("lsgan",)
+    update: str = "alternating"
+    n_d: int = 1
+    sample_real: Callable[[jax.Array, int], jax.Array] | None = None
+    conditional: bool = False
+    num_classes: int = 0
+    gp: str | None = None
+    gp_scale: float = 30.0
+    compute_dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        if self.update not in UPDATE_MODES:
+            raise ValueError(f"update={self.update!r}; choose one of {UPDATE_MODES}.")
+        if self.latent_dist not in LATENT_DISTS:
+            raise ValueError(f"latent_dist={self.latent_dist!r}; choose one of {LATENT_DISTS}.")
+        if self.n_d < 1:
+            raise ValueError(f"n_d must be >= 1, got {self.n_d}.")
+        if self.gp not in GP_KINDS:
+            raise ValueError(f"gp={self.gp!r}; choose one of {GP_KINDS}.")
+        if not self.loss_names:
+            raise ValueError("loss_names must name at least one loss.")
+        for name in self.loss_names:
+            losses_lib.get_loss_pair(name)  # raises a clear ValueError on a typo
+
+
+def sample_latent(key: jax.Array, n: int, dim: int, dist: str) -> jax.Array:
+    """z ~ N(0, I) or U[-1, 1]^dim, shape (n, dim), float32."""
+    if dist == "normal":
+        return jax.random.normal(key, (n, dim), jnp.float32)
+    return jax.random.uniform(key, (n, dim), jnp.float32, -1.0, 1.0)
+
+
+def _local_slice(x: jax.Array, axis_name: str | None) -> jax.Array:
+    """This device's contiguous slice of a globally drawn batch (identity when unmapped)."""
+    if axis_name is None:
+        return x
+    n = jax.lax.axis_size(axis_name)
+    per = x.shape[0] // n
+    return jax.lax.dynamic_slice_in_dim(x, jax.lax.axis_index(axis_name) * per, per)
+
+
+def _select_loss(spec: StepSpec, hp: Hparams, kind: str) -> Callable:
+    coding = losses_lib.LSCoding(hp.a, hp.b, hp.c)
+    if kind == "d":
+        fns = [
+            lambda r, f, n=n: losses_lib.discriminator_loss(n, r, f, coding=coding)
+            for n in spec.loss_names
+        ]
+    else:
+        fns = [lambda f, n=n: losses_lib.generator_loss(n, f, coding=coding) for n in spec.loss_names]
+    if len(fns) == 1:
+        return fns[0]
+    return lambda *args: jax.lax.switch(hp.loss_index, fns, *args)
+
+
+def _pmean(tree: Any, axis_name: str | None) -> Any:
+    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
+    """Builds the per-device `train_step(state, batch, hparams, *, axis_name=None)`.
+
+    Args:
+      spec: the static step description.
+
+    Returns:
+      A pure function. `batch` is `None` (real data sampled on device with `spec.sample_real`) or
+      a dict with "image" (this device's slice of the global batch) and, for conditional models,
+      "label". `metrics` holds d_loss, g_loss, d_grad_norm, g_grad_norm, d_real, d_fake (mean raw D
+      outputs) and gp when a penalty is used; all averaged over devices.
+    """
+    g_gd, d_gd = spec.g_graphdef, spec.d_graphdef
+    not_param = nnx.Not(nnx.Param)
+    wrt = nnx.DiffState(0, nnx.Param)
+
+    def call(module, x, labels, train=True):
+        x = x.astype(spec.compute_dtype)
+        if spec.conditional:
+            return module(x, labels=labels, train=train)
+        return module(x, train=train)
+
+    def generate(g_params, g_rest, z, labels):
+        gen = nnx.merge(g_gd, g_params, g_rest)
+        return call(gen, z, labels)
+
+    def d_update(state_parts, real, z, labels, gp_key, hp, axis_name):
+        d_params, d_rest, d_opt, g_params, g_rest = state_parts
+        fake = jax.lax.stop_gradient(generate(g_params, g_rest, z, labels))
+        d_loss_fn = _select_loss(spec, hp, "d")
+
+        def loss_fn(disc):
+            real_logits = call(disc, real, labels).astype(jnp.float32)
+            fake_logits = call(disc, fake, labels).astype(jnp.float32)
+            loss = d_loss_fn(real_logits, fake_logits)
+            aux = {"d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
+            if spec.gp is not None:
+                gp = _dragan_penalty(disc, real, labels, gp_key)
+                aux["gp"] = gp
+                loss = loss + hp.gp_weight * gp
+            return loss, aux
+
+        def _dragan_penalty(disc, x, labels, key):
+            # TPAMI LSGAN-GP (difficult_architectures/gan_64x64.py): x_hat = x + alpha (x_pert - x),
+            # x_pert = x + CC * U[0,1)^d, alpha ~ U[0,1] per sample; penalty E[(||grad D(x_hat)|| - 1)^2].
+            k1, k2 = jax.random.split(key)
+            u = _local_slice(jax.random.uniform(k1, (spec.batch_size,) + x.shape[1:]), axis_name)
+            alpha = _local_slice(
+                jax.random.uniform(k2, (spec.batch_size,) + (1,) * (x.ndim - 1)), axis_name
+            )
+            x_hat = x + alpha * (spec.gp_scale * u)
+
+            def d_sum(xh):
+                return call(disc, xh, labels).astype(jnp.float32).sum()
+
+            grads = jax.grad(d_sum)(x_hat)
+            norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1) + 1e-12)
+            return jnp.mean((norms - 1.0) ** 2)
+
+        disc = nnx.merge(d_gd, d_params, d_rest)
+        (loss, aux), grads = nnx.value_and_grad(loss_fn, argnums=wrt, has_aux=True)(disc)
+        new_rest = nnx.state(disc, not_param)
+        grads, loss, aux = _pmean((grads, loss, aux), axis_name)
+        d_opt = set_learning_rate(d_opt, hp.lr_d)
+        updates, d_opt = spec.d_tx.update(grads, d_opt, d_params)
+        d_params = optax.apply_updates(d_params, updates)
+        metrics = {"d_loss": loss, "d_grad_norm": optax.global_norm(grads), **aux}
+        return (d_params, new_rest, d_opt), metrics
+
+    def g_grads(g_params, g_rest, d_params, d_rest, z, labels, hp, axis_name):
+        g_loss_fn = _select_loss(spec, hp, "g")
+        disc = nnx.merge(d_gd, d_params, d_rest)  # D's statistics from this call are discarded
+
+        def loss_fn(gen):
+            fake = call(gen, z, labels)
+            return g_loss_fn(call(disc, fake, labels).astype(jnp.float32))
+
+        gen = nnx.merge(g_gd, g_params, g_rest)
+        loss, grads = nnx.value_and_grad(loss_fn, argnums=wrt)(gen)
+        new_rest = nnx.state(gen, not_param)
+        grads, loss = _pmean((grads, loss), axis_name)
+        return loss, grads, new_rest
+
+    def train_step(
+        state: TrainState, batch: dict[str, jax.Array] | None, hp: Hparams, *, axis_name=None
+    ) -> tuple[TrainState, dict[str, jax.Array]]:
+        key = jax.random.fold_in(state.rng, state.step)
+        k_real, k_z, k_gp, k_lab = jax.random.split(key, 4)
+        n = spec.batch_size
+
+        def real_batch(i):
+            if batch is not None:
+                return batch["image"], batch.get("label")
+            if spec.sample_real is None:
+                raise ValueError("train_step got batch=None but spec.sample_real is not set.")
+            x = spec.sample_real(jax.random.fold_in(k_real, i), n)
+            labels = None
+            if spec.conditional:
+                labels = jax.random.randint(jax.random.fold_in(k_lab, i), (n,), 0, spec.num_classes)
+                labels = _local_slice(labels, axis_name)
+            return _local_slice(x, axis_name), labels
+
+        def latent(i):
+            z = sample_latent(jax.random.fold_in(k_z, i), n, spec.latent_dim, spec.latent_dist)
+            return _local_slice(z, axis_name)
+
+        d_parts = (state.d_params, state.d_rest, state.d_opt)
+        z0 = latent(0)
+        real0, labels0 = real_batch(0)
+        if spec.update == "simultaneous":
+            g_loss, g_grad, g_rest = g_grads(
+                state.g_params, state.g_rest, state.d_params, state.d_rest, z0, labels0, hp, axis_name
+            )
+        d_metrics = []
+        for i in range(spec.n_d):
+            z, (real, labels) = (z0, (real0, labels0)) if i == 0 else (latent(i), real_batch(i))
+            d_parts, m = d_update(
+                (*d_parts, state.g_params, state.g_rest),
+                real,
+                z,
+                labels,
+                jax.random.fold_in(k_gp, i),
+                hp,
+                axis_name,
+            )
+            d_metrics.append(m)
+        d_params, d_rest, d_opt = d_parts
+        if spec.update == "alternating":
+            g_loss, g_grad, g_rest = g_grads(
+                state.g_params, state.g_rest, d_params, d_rest, z0, labels0, hp, axis_name
+            )
+        g_opt = set_learning_rate(state.g_opt, hp.lr_g)
+        updates, g_opt = spec.g_tx.update(g_grad, g_opt, state.g_params)
+        g_params = optax.apply_updates(state.g_params, updates)
+        g_ema = jax.tree.map(
+            lambda e, p: hp.ema_decay * e + (1.0 - hp.ema_decay) * p, state.g_ema, g_params
+        )
+        new_state = state.replace(
+            step=state.step + 1,
+            g_params=g_params,
+            g_rest=g_rest,
+            d_params=d_params,
+            d_rest=d_rest,
+            g_opt=g_opt,
+            d_opt=d_opt,
+            g_ema=g_ema,
+        )
+        metrics = dict(d_metrics[-1])
+        metrics["g_loss"] = g_loss
+        metrics["g_grad_norm"] = optax.global_norm(g_grad)
+        return new_state, metrics
+
+    return train_step
+
+
+def make_generate(spec_or_graphdef: StepSpec | Any, *, conditional: bool = False) -> Callable:
+    """Returns `generate(g_params, g_rest, z, labels=None) -> samples` in inference mode.
+
+    BatchNorm layers use their running averages (the paper's sampling convention).
+    """
+    if isinstance(spec_or_graphdef, StepSpec):
+        g_gd, conditional = spec_or_graphdef.g_graphdef, spec_or_graphdef.conditional
+    else:
+        g_gd = spec_or_graphdef
+
+    def generate(g_params, g_rest, z, labels=None):
+        gen = nnx.merge(g_gd, g_params, g_rest)
+        if conditional:
+            return gen(z, labels=labels, train=False)
+        return gen(z, train=False)
+
+    return generate
