@@ -135,8 +135,8 @@ def validate_coding(a: float, b: float, c: float) -> LSCoding:
             raise ValueError(f"LSGAN label {name}={value} is not finite.")
     if fa == fb:
         raise ValueError(
-            f"Invalid LSGAN coding a={fa}, b={fb}, c={fc}: the fake label a equals the real label b, "
-            "so the discriminator cannot separate real from fake. Use losses.PEARSON_CHI2 "
+            f"Invalid LSGAN coding a={fa}, b={fb}, c={fc}: the fake label a equals the real "
+            "label b, so the discriminator cannot separate real from fake. Use losses.PEARSON_CHI2 "
             "(a=-1, b=1, c=0) or losses.ZERO_ONE (a=0, b=1, c=1)."
         )
     return LSCoding(fa, fb, fc)
@@ -150,7 +150,8 @@ def validate_coding(a: float, b: float, c: float) -> LSCoding:
 def _check_reduction(reduction: str) -> None:
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(
-            f"Unknown reduction {reduction!r}; valid choices are {', '.join(map(repr, REDUCTIONS))}."
+            f"Unknown reduction {reduction!r}; valid choices are "
+            f"{', '.join(map(repr, REDUCTIONS))}."
         )
 
 
@@ -165,7 +166,7 @@ def _as_float(x: ArrayLike, name: str) -> jax.Array:
 
 
 def _label(value: ArrayLike, like: jax.Array, name: str) -> jax.Array:
-    """Casts a label (Python float or traced scalar) to ``like``'s dtype, keeping ``like``'s shape."""
+    """Casts a label (Python float or traced scalar) to ``like``'s dtype; keeps its shape."""
     value = jnp.asarray(value, dtype=like.dtype)
     if jnp.broadcast_shapes(like.shape, value.shape) != like.shape:
         raise ValueError(
@@ -355,9 +356,7 @@ def minimax_discriminator_loss(
     _check_reduction(reduction)
     real = _as_float(real_logits, "real_logits")
     fake = _as_float(fake_logits, "fake_logits")
-    return _discriminator_loss(
-        real, fake, jax.nn.softplus(-real), jax.nn.softplus(fake), reduction
-    )
+    return _discriminator_loss(real, fake, jax.nn.softplus(-real), jax.nn.softplus(fake), reduction)
 
 
 def minimax_generator_loss(
@@ -368,7 +367,8 @@ def minimax_generator_loss(
     r"""Saturating (minimax) generator loss of the regular GAN.
 
     .. math::
-        L_G = \mathbb{E}_z[\log(1 - \sigma(D(G(z))))] = -\mathbb{E}_z[\operatorname{softplus}(D(G(z)))]
+        L_G = \mathbb{E}_z[\log(1 - \sigma(D(G(z))))]
+            = -\mathbb{E}_z[\operatorname{softplus}(D(G(z)))]
 
     G minimizes this; its gradient vanishes when D confidently rejects the fakes. TF-GAN's version
     adds the constant ``-softplus(-1)``; this one does not (same gradients).

@@ -72,7 +72,9 @@ def _safe_ratio(num: jax.Array, den: jax.Array, where_zero: ArrayLike) -> jax.Ar
     return jnp.where(positive, num / safe_den, where_zero)
 
 
-def optimal_discriminator(p_data: ArrayLike, p_g: ArrayLike, *, a: ArrayLike, b: ArrayLike) -> jax.Array:
+def optimal_discriminator(
+    p_data: ArrayLike, p_g: ArrayLike, *, a: ArrayLike, b: ArrayLike
+) -> jax.Array:
     r"""The LSGAN discriminator that minimizes the a-b-c objective for a fixed generator.
 
     .. math::
@@ -149,8 +151,8 @@ def lsgan_criterion(
     Example:
         >>> import jax.numpy as jnp
         >>> p = jnp.array([0.5, 0.5])
-        >>> float(lsgan_criterion(p, p, a=0.0, b=1.0, c=1.0))  # D* = 1/2 everywhere
-        0.125
+        >>> float(lsgan_criterion(p, p, a=0.0, b=1.0, c=1.0))  # D* = 1/2: ½·(½·¼ + ½·¼)·2 cells
+        0.25
     """
     pd, pg = _pair(p_data, p_g)
     a = jnp.asarray(a, pd.dtype)
@@ -161,7 +163,7 @@ def lsgan_criterion(
 
 
 def pearson_chi2(p: ArrayLike, q: ArrayLike, *, dx: ArrayLike = 1.0) -> jax.Array:
-    r"""Pearson χ² divergence in the LSGAN paper's notation: **the first argument is the denominator**.
+    r"""Pearson χ² divergence, paper's notation: **the FIRST argument is the denominator**.
 
     .. math::
         \chi^2_{\mathrm{Pearson}}(p \,\|\, q) = \int \frac{(q - p)^2}{p}\,dx
@@ -245,8 +247,8 @@ def jensen_shannon(p: ArrayLike, q: ArrayLike, *, dx: ArrayLike = 1.0) -> jax.Ar
     r"""Jensen–Shannon divergence in nats.
 
     .. math::
-        \mathrm{JSD}(p \,\|\, q) = \tfrac12 \mathrm{KL}(p \,\|\, m) + \tfrac12 \mathrm{KL}(q \,\|\, m),
-        \qquad m = \tfrac12 (p + q)
+        \mathrm{JSD}(p \,\|\, q) = \tfrac12 \mathrm{KL}(p \,\|\, m)
+            + \tfrac12 \mathrm{KL}(q \,\|\, m), \qquad m = \tfrac12 (p + q)
 
     With ``0·log 0 = 0``; lies in ``[0, log 2]`` for normalized densities.
 
@@ -262,7 +264,8 @@ def jensen_shannon(p: ArrayLike, q: ArrayLike, *, dx: ArrayLike = 1.0) -> jax.Ar
         ValueError: if the densities have different shapes.
 
     References:
-        Lin. "Divergence measures based on the Shannon entropy", IEEE Trans. Inf. Theory 37(1), 1991.
+        Lin. "Divergence measures based on the Shannon entropy",
+        IEEE Trans. Inf. Theory 37(1), 1991.
 
     Example:
         >>> import jax.numpy as jnp, math

@@ -15,7 +15,9 @@ from scipy import ndimage  # noqa: E402
 
 def density_image(points: np.ndarray, lim: float, bins: int = 160, blur: float = 1.5) -> np.ndarray:
     """A smoothed 2-D histogram of `points` (N, 2) on [-lim, lim]², normalised to max 1."""
-    h, _, _ = np.histogram2d(points[:, 0], points[:, 1], bins=bins, range=[[-lim, lim], [-lim, lim]])
+    h, _, _ = np.histogram2d(
+        points[:, 0], points[:, 1], bins=bins, range=[[-lim, lim], [-lim, lim]]
+    )
     h = ndimage.gaussian_filter(h.T, blur)
     return h / max(h.max(), 1e-12)
 
@@ -113,9 +115,10 @@ def image_grid(images: np.ndarray, ncol: int | None = None, pad: int = 1) -> np.
     grid = np.ones((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), np.float32)
     for i in range(n):
         r, col = divmod(i, ncol)
-        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = (
-            x[i] + 1.0
-        ) / 2.0
+        grid[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + col * (w + pad) : pad + col * (w + pad) + w,
+        ] = (x[i] + 1.0) / 2.0
     return (np.clip(grid, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 

@@ -370,7 +370,8 @@ def test_equilibrium_values(shape):
 
 def test_tfgan_least_squares_semantics():
     # TF-GAN least_squares_generator_loss(real_label=1) = mean ½(D(G) − 1)²;
-    # least_squares_discriminator_loss(real_label=1, fake_label=0) = mean ½(D(x) − 1)² + mean ½D(G)².
+    # least_squares_discriminator_loss(real_label=1, fake_label=0)
+    #     = mean ½(D(x) − 1)² + mean ½D(G)².
     real, fake = _logits((8, 3), 16), _logits((8, 3), 17)
     r, f = real.astype(np.float64), fake.astype(np.float64)
     want_g = np.mean(0.5 * (f - 1.0) ** 2)

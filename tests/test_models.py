@@ -25,6 +25,21 @@ def _n_params(module: nnx.Module) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(module, nnx.Param)))
 
 
+def _abstract(name: str, **kwargs) -> nnx.Module:
+    """Builds a model with shapes only (no initialization compute): fast structural checks."""
+    return nnx.eval_shape(lambda: models.create(name, rngs=nnx.Rngs(0), **kwargs))
+
+
+@pytest.fixture(scope="module")
+def default_models() -> dict[str, nnx.Module]:
+    """One default-config instance per registered name; clone before mutating."""
+    return {name: models.create(name, rngs=nnx.Rngs(0)) for name in GENERATORS + DISCRIMINATORS}
+
+
+# Small PacGAN G shared by the BatchNorm tests (same shapes -> compiled once).
+_SMALL_G = dict(hidden=16, depth=2)
+
+
 # ---------------------------------------------------------------------------------------------
 # NumPy oracles.
 # ---------------------------------------------------------------------------------------------
@@ -75,8 +90,8 @@ def _np_pacgan_g(g, z: np.ndarray, *, train: bool, eps: float = 1e-4):
 
 
 @pytest.mark.parametrize("name", GENERATORS)
-def test_generator_shapes_and_attributes(name):
-    g = models.create(name, rngs=nnx.Rngs(0))
+def test_generator_shapes_and_attributes(name, default_models):
+    g = nnx.clone(default_models[name])
     assert isinstance(g.latent_dim, int) and g.latent_dist in ("normal", "uniform")
     assert g.latent_dist == "normal"  # both papers' mixture code samples z ~ N(0, I)
     z = jax.random.normal(jax.random.key(1), (5, g.latent_dim))
@@ -88,36 +103,44 @@ def test_generator_shapes_and_attributes(name):
 
 
 @pytest.mark.parametrize("name", DISCRIMINATORS)
-def test_discriminator_shapes(name):
-    d = models.create(name, rngs=nnx.Rngs(0))
+def test_discriminator_shapes(name, default_models):
+    d = default_models[name]
     x = jax.random.normal(jax.random.key(1), (7, 2))
     for train in (True, False):
-        chex.assert_shape(d(x, train=train), (7, 1))
-        chex.assert_type(d(x, train=train), jnp.float32)
+        logits = d(x, train=train)
+        chex.assert_shape(logits, (7, 1))
+        chex.assert_type(logits, jnp.float32)
 
 
 @pytest.mark.parametrize("name", GENERATORS + DISCRIMINATORS)
 def test_every_model_accepts_axis_name_and_dtype(name):
-    m = models.create(name, rngs=nnx.Rngs(0), axis_name="data", dtype=jnp.bfloat16)
+    m = _abstract(name, axis_name="data", dtype=jnp.bfloat16)
     for leaf in jax.tree.leaves(nnx.state(m)):
         assert leaf.dtype == jnp.float32  # params and BN stats stay float32
-    dim = m.latent_dim if hasattr(m, "latent_dim") else 2
-    out = m(jnp.ones((4, dim)), train=False)  # no axis bound: fine with running averages
+    graphdef, state = nnx.split(m)
+    x = jax.ShapeDtypeStruct((4, m.latent_dim if hasattr(m, "latent_dim") else 2), jnp.float32)
+    # train=False: no mapped axis needs to be bound when BN uses running averages.
+    out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s, copy=True)(x, train=False), state, x)
     assert out.dtype == jnp.bfloat16
 
 
-def test_pacgan_d_packing_shapes():
-    d = models.create("pacgan_d", rngs=nnx.Rngs(0), pack=3)
-    x = jax.random.normal(jax.random.key(1), (6, 3, 2))
-    flat = x.reshape(6, 6)  # [x1, x2, x3] concatenated along features
+@pytest.fixture(scope="module")
+def pacgan_d_pack2() -> nnx.Module:
+    return models.create("pacgan_d", rngs=nnx.Rngs(0), pack=2)
+
+
+def test_pacgan_d_packing_shapes(pacgan_d_pack2):
+    d = pacgan_d_pack2
+    x = jax.random.normal(jax.random.key(1), (6, 2, 2))
+    flat = x.reshape(6, 4)  # [x1, x2] concatenated along features
     chex.assert_shape(d(x), (6, 1))
     np.testing.assert_allclose(d(x), d(flat), rtol=1e-6)
-    with pytest.raises(ValueError, match="pack=3"):
+    with pytest.raises(ValueError, match="pack=2"):
         d(jnp.ones((6, 2)))
 
 
-def test_wrong_latent_dim_is_a_clear_error():
-    g = models.create("mixture_mlp_g", rngs=nnx.Rngs(0))
+def test_wrong_latent_dim_is_a_clear_error(default_models):
+    g = default_models["mixture_mlp_g"]
     with pytest.raises(ValueError, match=r"\(batch, 256\)"):
         g(jnp.ones((4, 2)))
 
@@ -133,27 +156,27 @@ def test_bad_hyperparameter_values():
 
 def test_parameter_counts_by_hand():
     # Official LSGAN mixture MLPs (ls.py): 256-128-128-2 and 2-128-128-1, all with biases.
-    g = models.create("mixture_mlp_g", rngs=nnx.Rngs(0))
+    g = _abstract("mixture_mlp_g")
     assert _n_params(g) == 256 * 128 + 128 + 128 * 128 + 128 + 128 * 2 + 2 == 49_666
-    d = models.create("mixture_mlp_d", rngs=nnx.Rngs(0))
+    d = _abstract("mixture_mlp_d")
     assert _n_params(d) == 2 * 128 + 128 + 128 * 128 + 128 + 128 * 1 + 1 == 17_025
     # PacGAN G: bias-free hidden Linears, BN scale+shift, output Linear with bias.
-    g = models.create("pacgan_g", rngs=nnx.Rngs(0))
+    g = _abstract("pacgan_g")
     expected = 2 * 400 + 3 * 400 * 400 + 4 * (400 + 400) + 400 * 2 + 2
     assert _n_params(g) == expected == 484_802
     n_stats = sum(x.size for x in jax.tree.leaves(nnx.state(g, nnx.BatchStat)))
     assert n_stats == 4 * 2 * 400
     # PacGAN D: maxout layers are Linear(in, 200*5) with bias; final Linear(200, 1).
     for pack in (1, 2):
-        d = models.create("pacgan_d", rngs=nnx.Rngs(0), pack=pack)
+        d = _abstract("pacgan_d", pack=pack)
         expected = (2 * pack * 1000 + 1000) + 2 * (200 * 1000 + 1000) + 200 + 1
         assert _n_params(d) == expected
 
 
 def test_configurable_widths():
-    g = models.create("mixture_mlp_g", rngs=nnx.Rngs(0), latent_dim=8, hidden=16, depth=3)
+    g = _abstract("mixture_mlp_g", latent_dim=8, hidden=16, depth=3)
     assert _n_params(g) == 8 * 16 + 16 + 2 * (16 * 16 + 16) + 16 * 2 + 2
-    d = models.create("pacgan_d", rngs=nnx.Rngs(0), units=4, pieces=3, depth=1)
+    d = _abstract("pacgan_d", units=4, pieces=3, depth=1)
     assert _n_params(d) == 2 * 12 + 12 + 4 + 1
 
 
@@ -162,9 +185,9 @@ def test_configurable_widths():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_mixture_mlp_orthogonal_init_and_zero_bias():
+def test_mixture_mlp_orthogonal_init_and_zero_bias(default_models):
     gain = 1.4
-    g = models.create("mixture_mlp_g", rngs=nnx.Rngs(0))
+    g = default_models["mixture_mlp_g"]
     w = _np(g.layers[1].kernel)  # the square 128x128 layer
     np.testing.assert_allclose(w.T @ w, gain**2 * np.eye(128), atol=1e-4)
     w0 = _np(g.layers[0].kernel)  # 256x128: orthonormal columns, scaled
@@ -177,8 +200,8 @@ def test_mixture_mlp_orthogonal_init_and_zero_bias():
             assert np.all(_np(layer.bias) == 0.0)
 
 
-def test_pacgan_init_normal_002_zero_bias():
-    g = models.create("pacgan_g", rngs=nnx.Rngs(0))
+def test_pacgan_init_normal_002_zero_bias(default_models):
+    g = default_models["pacgan_g"]
     w = _np(g.layers[1].kernel)
     assert abs(w.std() - 0.02) < 0.02 * 0.02 and abs(w.mean()) < 1e-3
     assert all(layer.bias is None for layer in g.layers)
@@ -186,20 +209,20 @@ def test_pacgan_init_normal_002_zero_bias():
     for norm in g.norms:
         assert norm.momentum == 0.95
         assert np.all(_np(norm.scale) == 1.0) and np.all(_np(norm.bias) == 0.0)
-    d = models.create("pacgan_d", rngs=nnx.Rngs(0))
+    d = default_models["pacgan_d"]
     w = _np(d.layers[1].linear.kernel)
     assert abs(w.std() - 0.02) < 0.02 * 0.02
     assert np.all(_np(d.layers[0].linear.bias) == 0.0) and np.all(_np(d.out.bias) == 0.0)
 
 
-def test_mixture_d_is_raw_linear_output():
-    d = models.create("mixture_mlp_d", rngs=nnx.Rngs(0))
+def test_mixture_d_is_raw_linear_output(default_models):
+    d = nnx.clone(default_models["mixture_mlp_d"])
     x = np.asarray(jax.random.normal(jax.random.key(2), (32, 2)))
     np.testing.assert_allclose(d(x), _np_tanh_mlp(d, x), rtol=1e-5, atol=1e-5)
     d.out.kernel[...] = d.out.kernel[...] * 100.0  # a sigmoid could never leave (0, 1)
     out = np.asarray(d(x))
     assert out.max() > 1.0 and out.min() < 0.0
-    g = models.create("mixture_mlp_g", rngs=nnx.Rngs(3))
+    g = default_models["mixture_mlp_g"]
     z = np.asarray(jax.random.normal(jax.random.key(4), (16, 256)))
     np.testing.assert_allclose(g(z), _np_tanh_mlp(g, z), rtol=1e-4, atol=1e-5)
 
@@ -212,8 +235,8 @@ def test_linear_maxout_matches_numpy():
     np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_pacgan_d_matches_numpy_maxout_network():
-    d = models.create("pacgan_d", rngs=nnx.Rngs(0), pack=2)
+def test_pacgan_d_matches_numpy_maxout_network(pacgan_d_pack2):
+    d = nnx.clone(pacgan_d_pack2)
     x = np.asarray(jax.random.normal(jax.random.key(1), (16, 4)))
     np.testing.assert_allclose(d(x), _np_pacgan_d(d, x), rtol=1e-4, atol=1e-6)
     d.out.kernel[...] = d.out.kernel[...] * 1e4
@@ -228,7 +251,7 @@ def test_pacgan_d_matches_numpy_maxout_network():
 
 
 def test_pacgan_g_batchnorm_train_and_eval():
-    g = models.create("pacgan_g", rngs=nnx.Rngs(0), hidden=16, depth=2)
+    g = models.create("pacgan_g", rngs=nnx.Rngs(0), **_SMALL_G)
     z = np.asarray(jax.random.normal(jax.random.key(1), (32, 2)) * 2.0 + 1.0)
     expected, means, variances = _np_pacgan_g(g, z, train=True)
     out = g(z, train=True)  # stateful call: batch stats, running averages updated in place
@@ -248,7 +271,7 @@ def test_pacgan_g_batchnorm_train_and_eval():
 
 def test_functional_split_merge_under_jit_and_grad():
     """The trainer's pattern: split once, merge(copy=True) inside the differentiated function."""
-    g = models.create("pacgan_g", rngs=nnx.Rngs(0), hidden=16, depth=2)
+    g = models.create("pacgan_g", rngs=nnx.Rngs(0), **_SMALL_G)
     graphdef, params, rest = nnx.split(g, nnx.Param, ...)
     z = jax.random.normal(jax.random.key(1), (32, 2)) + 1.0
 
@@ -285,8 +308,8 @@ def test_functional_split_merge_under_jit_and_grad():
 def test_sync_batchnorm_under_shard_map_matches_single_device():
     n_dev = jax.device_count()
     assert n_dev == 8, "conftest.py should provide 8 fake CPU devices"
-    mesh = jax.make_mesh((n_dev,), ("data",))
-    kw = dict(hidden=32, depth=2)
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+    kw = _SMALL_G
     g_sync = models.create("pacgan_g", rngs=nnx.Rngs(0), axis_name="data", **kw)
     g_ref = models.create("pacgan_g", rngs=nnx.Rngs(0), **kw)
     z = jax.random.normal(jax.random.key(1), (64, 2)) * 1.5 + 0.5
@@ -327,14 +350,15 @@ def test_sync_batchnorm_under_shard_map_matches_single_device():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_registry_create_by_name():
+def test_registry_create_by_name(default_models):
     names = models.available()
     assert set(GENERATORS + DISCRIMINATORS) <= set(names)
     assert list(names) == sorted(names)
-    assert isinstance(models.create("mixture_mlp_g", rngs=nnx.Rngs(0)), models.MixtureMLPGenerator)
-    assert isinstance(models.create("mixture_mlp_d", rngs=nnx.Rngs(0)), models.MixtureMLPDiscriminator)
-    assert isinstance(models.create("pacgan_g", rngs=nnx.Rngs(0)), models.PacGANGenerator)
-    assert isinstance(models.create("pacgan_d", rngs=nnx.Rngs(0)), models.PacGANDiscriminator)
+    assert isinstance(default_models["mixture_mlp_g"], models.MixtureMLPGenerator)
+    assert isinstance(default_models["mixture_mlp_d"], models.MixtureMLPDiscriminator)
+    assert isinstance(default_models["pacgan_g"], models.PacGANGenerator)
+    assert isinstance(default_models["pacgan_d"], models.PacGANDiscriminator)
+    assert models.get("pacgan_d") is models.PacGANDiscriminator
     assert models.accepted_kwargs("pacgan_d")["units"] == 200
     assert models.accepted_kwargs("mixture_mlp_g")["latent_dim"] == 256
 
@@ -370,3 +394,40 @@ def test_registry_register_function_builder_and_duplicates():
     finally:
         registry._REGISTRY.pop(name, None)
     assert name not in models.available()
+
+
+def test_grad_pattern_under_shard_map_matches_single_device():
+    """Sync-BN gradients: shard_map(check_vma=False) + pmean equals the global-batch gradient."""
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+    z = jax.random.normal(jax.random.key(3), (64, 2)) + 0.5
+
+    def make_step(axis_name):
+        g = models.create("pacgan_g", rngs=nnx.Rngs(0), axis_name=axis_name, **_SMALL_G)
+        graphdef, params, rest = nnx.split(g, nnx.Param, ...)
+
+        def loss_fn(params, rest, z):
+            m = nnx.merge(graphdef, params, rest, copy=True)
+            out = m(z, train=True)
+            return jnp.mean((out - 1.0) ** 2), nnx.state(m, nnx.Not(nnx.Param))
+
+        def step(params, rest, z):
+            (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, z)
+            if axis_name is not None:
+                loss, grads = jax.lax.pmean((loss, grads), axis_name)
+            return loss, new_rest, grads
+
+        return step, params, rest
+
+    step, params, rest = make_step(None)
+    ref = jax.jit(step)(params, rest, z)
+    step, params, rest = make_step("data")
+    sharded = jax.jit(
+        jax.shard_map(
+            step,
+            mesh=mesh,
+            in_specs=(P(), P(), P("data")),
+            out_specs=P(),
+            check_vma=False,  # with check_vma=True grads w.r.t. P() inputs come back psum'd
+        )
+    )(params, rest, z)
+    chex.assert_trees_all_close(sharded, ref, rtol=1e-4, atol=1e-6)

@@ -5,7 +5,7 @@
     from flax import nnx
     from lsgan_jax import models
 
-    models.available()              # ('mixture_mlp_d', 'mixture_mlp_g', 'pacgan_d', 'pacgan_g', ...)
+    models.available()  # ('mixture_mlp_d', 'mixture_mlp_g', 'pacgan_d', 'pacgan_g', ...)
     g = models.create("pacgan_g", rngs=nnx.Rngs(0), hidden=400)
 
 To add a model family, create ``lsgan_jax/models/<family>.py`` that uses

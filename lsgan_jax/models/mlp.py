@@ -17,6 +17,7 @@ split/merge pattern the trainer uses.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import jax
@@ -40,6 +41,8 @@ Dtype = Any
 
 #: PacGAN/ALI ``IsotropicGaussian(0.02)``: weights ~ N(0, 0.02^2).
 _PACGAN_INIT_STD = 0.02
+_PACGAN_KERNEL_INIT = nnx.initializers.normal(stddev=_PACGAN_INIT_STD)
+_ZEROS_INIT = nnx.initializers.zeros_init()
 
 
 def _check_int(name: str, value: Any, *, minimum: int = 1) -> int:
@@ -121,13 +124,13 @@ class MixtureMLPGenerator(nnx.Module):
         depth = _check_int("depth", depth)
         kw = dict(
             kernel_init=nnx.initializers.orthogonal(scale=gain),
-            bias_init=nnx.initializers.zeros_init(),
+            bias_init=_ZEROS_INIT,
             dtype=dtype,
             param_dtype=jnp.float32,
             rngs=rngs,
         )
         dims = [latent_dim] + [hidden] * depth
-        self.layers = nnx.List([nnx.Linear(i, o, **kw) for i, o in zip(dims[:-1], dims[1:])])
+        self.layers = nnx.List([nnx.Linear(i, o, **kw) for i, o in itertools.pairwise(dims)])
         self.out = nnx.Linear(hidden, data_dim, **kw)
 
     def __call__(self, z: jax.Array, *, train: bool = True) -> jax.Array:
@@ -185,13 +188,13 @@ class MixtureMLPDiscriminator(nnx.Module):
         depth = _check_int("depth", depth)
         kw = dict(
             kernel_init=nnx.initializers.orthogonal(scale=gain),
-            bias_init=nnx.initializers.zeros_init(),
+            bias_init=_ZEROS_INIT,
             dtype=dtype,
             param_dtype=jnp.float32,
             rngs=rngs,
         )
         dims = [data_dim] + [hidden] * depth
-        self.layers = nnx.List([nnx.Linear(i, o, **kw) for i, o in zip(dims[:-1], dims[1:])])
+        self.layers = nnx.List([nnx.Linear(i, o, **kw) for i, o in itertools.pairwise(dims)])
         self.out = nnx.Linear(hidden, 1, **kw)
 
     def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
@@ -285,15 +288,15 @@ class PacGANGenerator(nnx.Module):
         if not epsilon > 0.0:
             raise ValueError(f"epsilon must be > 0, got {epsilon!r}.")
         init = dict(
-            kernel_init=nnx.initializers.normal(stddev=_PACGAN_INIT_STD),
-            bias_init=nnx.initializers.zeros_init(),
+            kernel_init=_PACGAN_KERNEL_INIT,
+            bias_init=_ZEROS_INIT,
             dtype=dtype,
             param_dtype=jnp.float32,
             rngs=rngs,
         )
         dims = [latent_dim] + [hidden] * depth
         self.layers = nnx.List(
-            [nnx.Linear(i, o, use_bias=False, **init) for i, o in zip(dims[:-1], dims[1:])]
+            [nnx.Linear(i, o, use_bias=False, **init) for i, o in itertools.pairwise(dims)]
         )
         self.norms = nnx.List(
             [
@@ -342,8 +345,8 @@ class LinearMaxout(nnx.Module):
         units: int,
         pieces: int,
         *,
-        kernel_init: nnx.Initializer = nnx.initializers.normal(stddev=_PACGAN_INIT_STD),
-        bias_init: nnx.Initializer = nnx.initializers.zeros_init(),
+        kernel_init: nnx.Initializer = _PACGAN_KERNEL_INIT,
+        bias_init: nnx.Initializer = _ZEROS_INIT,
         dtype: Dtype | None = None,
         rngs: nnx.Rngs,
     ) -> None:
@@ -432,8 +435,8 @@ class PacGANDiscriminator(nnx.Module):
         self.out = nnx.Linear(
             units,
             1,
-            kernel_init=nnx.initializers.normal(stddev=_PACGAN_INIT_STD),
-            bias_init=nnx.initializers.zeros_init(),
+            kernel_init=_PACGAN_KERNEL_INIT,
+            bias_init=_ZEROS_INIT,
             dtype=dtype,
             param_dtype=jnp.float32,
             rngs=rngs,

@@ -51,7 +51,15 @@ and BatchNorm's in-place update raises ``flax.errors.TraceContextError: Cannot m
 from a different trace level``. ``copy=True`` builds fresh Variables at the current trace level, so
 the update is legal; the caller's ``rest`` is left untouched and ``new_rest`` carries the updated
 running statistics. The same function works unchanged inside ``jax.jit(jax.shard_map(...))`` and
-``jax.pmap`` with ``axis_name`` set on the model.
+``jax.pmap`` with ``axis_name`` set on the model (BatchNorm then pmeans its batch statistics).
+
+Data-parallel gradient caveat (checked on 8 fake CPU devices, jax 0.10.2): under ``jax.shard_map``
+with the default ``check_vma=True``, parameters passed in with spec ``P()`` are *invariant*, and
+``jax.grad`` with respect to them already returns the **sum** over devices of the per-device
+gradients; a further ``lax.pmean(grads, axis_name)`` is then the identity, so the result is
+``n_devices`` times the single-device (global-mean) gradient. Under ``jax.pmap``, or ``shard_map``
+with ``check_vma=False``, the gradient is per-device and ``lax.pmean`` gives the global one. Use
+``check_vma=False`` (or divide by the axis size) so all runners agree.
 """
 
 from __future__ import annotations

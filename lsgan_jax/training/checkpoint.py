@@ -59,7 +59,10 @@ class Checkpointer:
 
     def restore(self, step: int, like_state: Any, *, data_iter: Any = None) -> tuple[Any, dict]:
         """Restores checkpoint `step` into the structure (and shardings) of `like_state`."""
-        items = {"state": ocp.args.StandardRestore(_abstract(like_state)), "meta": ocp.args.JsonRestore()}
+        items = {
+            "state": ocp.args.StandardRestore(_abstract(like_state)),
+            "meta": ocp.args.JsonRestore(),
+        }
         if data_iter is not None:
             import grain  # noqa: PLC0415
 
@@ -67,7 +70,9 @@ class Checkpointer:
         out = self._mgr.restore(int(step), args=ocp.args.Composite(**items))
         return out["state"], dict(out["meta"])
 
-    def restore_latest(self, like_state: Any, *, data_iter: Any = None) -> tuple[Any, dict, int] | None:
+    def restore_latest(
+        self, like_state: Any, *, data_iter: Any = None
+    ) -> tuple[Any, dict, int] | None:
         """Restores the newest checkpoint that loads; `None` when the directory has none.
 
         Raises:

@@ -48,7 +48,10 @@ class MetricWriter:
 
     def write_hparams(self, hparams: dict[str, Any]) -> None:
         if self._tb is not None:
-            flat = {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in hparams.items()}
+            flat = {
+                k: (v if isinstance(v, int | float | str | bool) else str(v))
+                for k, v in hparams.items()
+            }
             self._tb.add_text("config", json.dumps(flat, indent=1, default=str), 0)
 
     def flush(self) -> None:
@@ -74,6 +77,10 @@ def progress(total: int, initial: int = 0, desc: str = "train"):
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     return tqdm(
-        total=total, initial=initial, desc=desc, unit="step", disable=not sys.stderr.isatty(),
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="step",
+        disable=not sys.stderr.isatty(),
         dynamic_ncols=True,
     )

@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -135,7 +134,9 @@ def build_mixture_study(config: ml_collections.ConfigDict):
     def build_models(key):
         g = models_lib.create(config.model.g, rngs=nnx.Rngs(params=key), **config.model.g_kwargs)
         d = models_lib.create(
-            config.model.d, rngs=nnx.Rngs(params=jax.random.fold_in(key, 1)), **config.model.d_kwargs
+            config.model.d,
+            rngs=nnx.Rngs(params=jax.random.fold_in(key, 1)),
+            **config.model.d_kwargs,
         )
         return g, d
 
@@ -160,7 +161,10 @@ def build_mixture_study(config: ml_collections.ConfigDict):
         g, d = build_models(jax.random.fold_in(key, 0))
         return init_state(g, d, g_tx, d_tx, jax.random.fold_in(key, 1))
 
-    states = jax.jit(jax.vmap(init_one))(jnp.asarray([r.seed for r in runs]))
+    # One compiled init called per run, then stacked. (`jit(vmap(init))` can deadlock XLA:CPU's
+    # thread pool on the batched QR of the orthogonal initializer, seen with jaxlib 0.10.2.)
+    init_jit = jax.jit(init_one)
+    states = stack([init_jit(jnp.asarray(r.seed)) for r in runs])
     hps = stack(
         [
             make_hparams(
@@ -236,13 +240,20 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     runs, spec, states, hps, mixture, generate = build_mixture_study(config)
     num_runs = len(runs)
     mesh = None
-    if config.get("shard_runs", True) and jax.device_count() > 1 and num_runs % jax.device_count() == 0:
+    if (
+        config.get("shard_runs", True)
+        and jax.device_count() > 1
+        and num_runs % jax.device_count() == 0
+    ):
         mesh = runners.make_mesh(axis_name=runners.RUN_AXIS)
         states, hps = runners.shard_runs(states, mesh), runners.shard_runs(hps, mesh)
     chunk = runners.vectorized(make_train_step(spec), scan_steps=config.eval_every, mesh=mesh)
 
     z_eval = sample_latent(
-        jax.random.PRNGKey(config.eval_seed), config.num_eval_samples, spec.latent_dim, spec.latent_dist
+        jax.random.PRNGKey(config.eval_seed),
+        config.num_eval_samples,
+        spec.latent_dim,
+        spec.latent_dist,
     )
 
     @jax.jit
@@ -251,9 +262,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
             x = generate(g_params, g_rest, z_eval)
             return x, mixture_metrics.mixture_metrics(x, mixture)
 
-        return jax.vmap(one)(states.g_ema if config.get("ema_decay", 0.0) else states.g_params, states.g_rest)
+        return jax.vmap(one)(
+            states.g_ema if config.get("ema_decay", 0.0) else states.g_params, states.g_rest
+        )
 
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.get("keep_checkpoints", 2))
+    ckpt = Checkpointer(
+        os.path.join(workdir, "checkpoints"), max_to_keep=config.get("keep_checkpoints", 2)
+    )
     meta = {"config": config.to_dict(), "history": [], "diverged": [], "steps_per_s": None}
     restored = ckpt.restore_latest(states)
     if restored is not None:
@@ -305,7 +320,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 diverged.update(newly)
                 log.warning("Run(s) %s diverged (non-finite); marked and kept going.", newly)
             samples, ev = jax.device_get(evaluate(states))
-            meta["history"].append({"step": step, **{k: np.asarray(v).tolist() for k, v in ev.items()}})
+            meta["history"].append(
+                {"step": step, **{k: np.asarray(v).tolist() for k, v in ev.items()}}
+            )
             if step in config.snapshot_steps:
                 snapshot(step, samples, ev)
             if writer:
@@ -328,7 +345,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 ckpt.save(step, states, meta)
             if guard.requested:
                 ckpt.wait()
-                print(f"SIGTERM: saved a checkpoint at step {step}; rerun the same command to resume.")
+                print(
+                    f"SIGTERM: saved a checkpoint at step {step}; rerun the same command to resume."
+                )
                 bar.close()
                 if writer:
                     writer.close()

@@ -120,7 +120,9 @@ def _select_loss(spec: StepSpec, hp: Hparams, kind: str) -> Callable:
             for n in spec.loss_names
         ]
     else:
-        fns = [lambda f, n=n: losses_lib.generator_loss(n, f, coding=coding) for n in spec.loss_names]
+        fns = [
+            lambda f, n=n: losses_lib.generator_loss(n, f, coding=coding) for n in spec.loss_names
+        ]
     if len(fns) == 1:
         return fns[0]
     return lambda *args: jax.lax.switch(hp.loss_index, fns, *args)
@@ -128,6 +130,19 @@ def _select_loss(spec: StepSpec, hp: Hparams, kind: str) -> Callable:
 
 def _pmean(tree: Any, axis_name: str | None) -> Any:
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def _varying(tree: Any, axis_name: str | None) -> Any:
+    """Marks replicated parameters as device-varying before differentiating.
+
+    Under `shard_map` (with its default `check_vma=True`) the gradient with respect to a
+    replicated input comes back already summed over devices, so a following `pmean` would leave
+    it `n` times too large. Casting to "varying" first gives per-device gradients, which `pmean`
+    then averages — the same arithmetic as under `pmap`.
+    """
+    if axis_name is None:
+        return tree
+    return jax.tree.map(lambda x: jax.lax.pcast(x, axis_name, to="varying"), tree)
 
 
 def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
@@ -189,14 +204,14 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
             norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1) + 1e-12)
             return jnp.mean((norms - 1.0) ** 2)
 
-        disc = nnx.merge(d_gd, d_params, d_rest)
+        disc = nnx.merge(d_gd, _varying(d_params, axis_name), d_rest)
         (loss, aux), grads = nnx.value_and_grad(loss_fn, argnums=wrt, has_aux=True)(disc)
         new_rest = nnx.state(disc, not_param)
         grads, loss, aux = _pmean((grads, loss, aux), axis_name)
         d_opt = set_learning_rate(d_opt, hp.lr_d)
         updates, d_opt = spec.d_tx.update(grads, d_opt, d_params)
         d_params = optax.apply_updates(d_params, updates)
-        metrics = {"d_loss": loss, "d_grad_norm": optax.global_norm(grads), **aux}
+        metrics = {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
         return (d_params, new_rest, d_opt), metrics
 
     def g_grads(g_params, g_rest, d_params, d_rest, z, labels, hp, axis_name):
@@ -207,7 +222,7 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
             fake = call(gen, z, labels)
             return g_loss_fn(call(disc, fake, labels).astype(jnp.float32))
 
-        gen = nnx.merge(g_gd, g_params, g_rest)
+        gen = nnx.merge(g_gd, _varying(g_params, axis_name), g_rest)
         loss, grads = nnx.value_and_grad(loss_fn, argnums=wrt)(gen)
         new_rest = nnx.state(gen, not_param)
         grads, loss = _pmean((grads, loss), axis_name)
@@ -241,7 +256,14 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
         real0, labels0 = real_batch(0)
         if spec.update == "simultaneous":
             g_loss, g_grad, g_rest = g_grads(
-                state.g_params, state.g_rest, state.d_params, state.d_rest, z0, labels0, hp, axis_name
+                state.g_params,
+                state.g_rest,
+                state.d_params,
+                state.d_rest,
+                z0,
+                labels0,
+                hp,
+                axis_name,
             )
         d_metrics = []
         for i in range(spec.n_d):
@@ -279,7 +301,7 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
         )
         metrics = dict(d_metrics[-1])
         metrics["g_loss"] = g_loss
-        metrics["g_grad_norm"] = optax.global_norm(g_grad)
+        metrics["g_grad_norm"] = optax.tree.norm(g_grad)
         return new_state, metrics
 
     return train_step
