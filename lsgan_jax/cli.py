@@ -16,6 +16,10 @@ from collections.abc import Callable
 import ml_collections
 
 
+class ConfigError(ValueError):
+    """A config that cannot run; the CLI prints its message (no traceback) and exits with 2."""
+
+
 def _flatten(cfg: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
     out = []
     for k, v in cfg.items():
@@ -85,6 +89,10 @@ def run(
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
         workdir = flags.FLAGS.workdir or os.path.join("workdirs", experiment, variant)
-        main(flags.FLAGS.config, workdir)
+        try:
+            main(flags.FLAGS.config, workdir)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
 
     app.run(_main)

@@ -25,6 +25,7 @@ import numpy as np
 from flax import nnx
 
 from lsgan_jax import losses as losses_lib
+from lsgan_jax.cli import ConfigError
 from lsgan_jax import models as models_lib
 from lsgan_jax.data import mixtures
 from lsgan_jax.metrics import mixture as mixture_metrics
@@ -87,7 +88,20 @@ def runs_from_config(config: ml_collections.ConfigDict) -> list[Run]:
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Checks a mixture config before anything is built; raises ValueError with what to change."""
+    """Checks a mixture config before anything is built.
+
+    Raises:
+      ConfigError (a ValueError): with what to change.
+    """
+    try:
+        _validate_config(config)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+
+
+def _validate_config(config: ml_collections.ConfigDict) -> None:
     for name in config.losses:
         losses_lib.get_loss_pair(name)
     if "lsgan" in config.losses:
@@ -103,11 +117,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             f"checkpoint_every={config.checkpoint_every} must be a multiple of "
             f"eval_every={config.eval_every}."
         )
-    bad = [s for s in config.snapshot_steps if s % config.eval_every or s > config.num_steps]
+    bad = [s for s in config.snapshot_steps if s % config.eval_every]
     if bad:
         raise ValueError(
-            f"snapshot_steps {bad} must be multiples of eval_every={config.eval_every} and "
-            f"<= num_steps={config.num_steps}."
+            f"snapshot_steps {bad} must be multiples of eval_every={config.eval_every} "
+            "(steps past num_steps are ignored)."
         )
     if config.nan_policy not in ("stop", "mark"):
         raise ValueError(f"nan_policy={config.nan_policy!r}; choose 'stop' or 'mark'.")
@@ -329,10 +343,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 scalars = {}
                 for li, loss in enumerate(config.losses):
                     sel = [r.index for r in runs if r.loss == loss]
+                    ok = [i for i in sel if runs[i].name not in diverged]
+                    if not ok:
+                        continue
                     for k, v in metrics.items():
-                        scalars[f"{loss}/{k}"] = np.nanmean(v[sel, -1])
+                        scalars[f"{loss}/{k}"] = np.mean(v[ok, -1])
                     for k, v in ev.items():
-                        scalars[f"{loss}/eval/{k}"] = np.nanmean(np.asarray(v)[sel])
+                        scalars[f"{loss}/eval/{k}"] = np.mean(np.asarray(v)[ok])
                     del li
                 if train_steps:
                     scalars["steps_per_s"] = train_steps / train_time

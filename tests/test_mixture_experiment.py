@@ -1,0 +1,181 @@
+"""End to end: `python -m experiments.mixture` on its smoke variant, resume after a real SIGTERM,
+non-finite stops, and clear errors for bad configs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from lsgan_jax.training import loop
+from lsgan_jax.training.checkpoint import CheckpointError, Checkpointer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env():
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)  # one CPU device, as a user's laptop
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def _run(*args, check=True, timeout=300):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.mixture", *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _final_state(workdir, config):
+    runs, spec, states, hps, _, _ = loop.build_mixture_study(config)
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    state, meta, step = ckpt.restore_latest(states)
+    ckpt.close()
+    return state, meta, step
+
+
+def _smoke_config(**overrides):
+    from experiments import mixture
+
+    config = mixture.get_config("smoke")
+    for k, v in overrides.items():
+        setattr(config, k, v)
+    return config
+
+
+def test_smoke_end_to_end(tmp_path):
+    wd = str(tmp_path / "run")
+    proc = _run("--variant=smoke", f"--workdir={wd}")
+    summary = json.load(open(os.path.join(wd, "summary.json")))
+    assert {r["loss"] for r in summary["runs"]} == {"lsgan", "nsgan"}
+    assert len(summary["runs"]) == 4
+    for row in summary["runs"]:
+        for key in ("modes_covered", "high_quality", "reverse_kl", "seed"):
+            assert key in row
+        assert 0 <= row["modes_covered"] <= 8
+    for loss in ("lsgan", "nsgan"):
+        agg = summary["per_loss"][loss]
+        assert set(agg["modes_covered"]) == {"mean", "se"}
+        assert 0.0 <= agg["fraction_all_modes"] <= 1.0
+    assert summary["protocol"]["num_modes"] == 8
+    for name in ("mixture.png", "mode_curves.png", "metrics.jsonl", "history.json"):
+        assert os.path.getsize(os.path.join(wd, name)) > 0
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(wd, "tb")))
+    assert "lsgan" in proc.stdout and "modes" in proc.stdout
+    rows = [json.loads(line) for line in open(os.path.join(wd, "metrics.jsonl"))]
+    assert rows[-1]["step"] == 40 and "lsgan/g_grad_norm" in rows[-1]
+
+
+def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
+    """A real SIGTERM mid-run saves and exits 0; rerunning resumes to bitwise-identical params."""
+    steps = ["--config.num_steps=400", "--config.checkpoint_every=200"]
+    full = str(tmp_path / "full")
+    _run("--variant=smoke", f"--workdir={full}", *steps)
+
+    cut = str(tmp_path / "cut")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.mixture", "--variant=smoke", f"--workdir={cut}", *steps],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = os.path.join(cut, "metrics.jsonl")
+    deadline = time.monotonic() + 240
+    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "SIGTERM" in out
+    assert not os.path.exists(os.path.join(cut, "summary.json"))
+    stopped_at = Checkpointer(os.path.join(cut, "checkpoints")).latest_step()
+    assert 0 < stopped_at < 400
+
+    proc2 = _run("--variant=smoke", f"--workdir={cut}", *steps)
+    assert f"Resumed from the checkpoint at step {stopped_at}" in proc2.stdout
+
+    config = _smoke_config(num_steps=400, checkpoint_every=200)
+    a, _, sa = _final_state(full, config)
+    b, _, sb = _final_state(cut, config)
+    assert sa == sb == 400
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    s_full = json.load(open(os.path.join(full, "summary.json")))
+    s_cut = json.load(open(os.path.join(cut, "summary.json")))
+    assert s_full["runs"] == s_cut["runs"]
+
+
+def test_non_finite_stops_and_keeps_last_good_checkpoint(tmp_path):
+    wd = str(tmp_path / "nan")
+    loop.train(_smoke_config(num_steps=20), wd)
+    config = _smoke_config(num_steps=40)
+    config.optim_d.lr = float("inf")
+    with pytest.raises(loop.NonFiniteError, match="last good checkpoint"):
+        loop.train(config, wd)
+    assert Checkpointer(os.path.join(wd, "checkpoints")).latest_step() == 20
+
+
+def test_nan_policy_mark_keeps_other_runs(tmp_path):
+    config = _smoke_config(num_steps=20, nan_policy="mark")
+    config.optim_d.lr = float("inf")
+    summary = loop.train(config, str(tmp_path / "mark"))
+    # Every run diverged, was recorded as such, and the study still ran to its end.
+    assert summary["diverged_runs"] == sorted(r["run"] for r in summary["runs"])
+    assert summary["protocol"]["steps"] == 20
+
+
+def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
+    wd = str(tmp_path / "corrupt")
+    config = _smoke_config(num_steps=40, checkpoint_every=20)
+    loop.train(config, wd)
+    ckdir = os.path.join(wd, "checkpoints")
+    assert Checkpointer(ckdir).all_steps() == [20, 40]
+    # Corrupt every array file of the newest checkpoint.
+    for root, _, files in os.walk(os.path.join(ckdir, "40", "state")):
+        for f in files:
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(b"garbage")
+    state, meta, step = _final_state(wd, config)
+    assert step == 20
+    assert "history" in meta
+    # With every checkpoint broken, the error says what to do.
+    for root, _, files in os.walk(os.path.join(ckdir, "20", "state")):
+        for f in files:
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(b"garbage")
+    with pytest.raises(CheckpointError, match="fresh --workdir"):
+        _final_state(wd, config)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config.num_stepz=3"], "Did you mean 'num_steps'"),
+        (["--config.coding.b=0.0"], "fake label a equals the real label b"),
+        (["--variant=smok"], "Did you mean 'smoke'"),
+        (["--config.losses=('lsgam',)"], "lsgan"),
+    ],
+)
+def test_bad_config_input_fails_clearly(tmp_path, args, message):
+    variant = [] if any(a.startswith("--variant") for a in args) else ["--variant=smoke"]
+    proc = _run(*variant, f"--workdir={tmp_path}", *args, check=False)
+    assert proc.returncode != 0
+    tail = "\n".join((proc.stderr + proc.stdout).strip().splitlines()[-4:])
+    assert message in tail, proc.stderr[-2000:]
