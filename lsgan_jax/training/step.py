@@ -171,9 +171,11 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
         gen = nnx.merge(g_gd, g_params, g_rest)
         return call(gen, z, labels)
 
-    def d_update(state_parts, real, z, labels, gp_key, hp, axis_name):
+    def d_update(state_parts, real, z, labels, gp_key, hp, axis_name, fake=None):
         d_params, d_rest, d_opt, g_params, g_rest = state_parts
-        fake = jax.lax.stop_gradient(generate(g_params, g_rest, z, labels))
+        if fake is None:
+            fake = generate(g_params, g_rest, z, labels)
+        fake = jax.lax.stop_gradient(fake)
         d_loss_fn = _select_loss(spec, hp, "d")
 
         def loss_fn(disc):
@@ -220,13 +222,13 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
 
         def loss_fn(gen):
             fake = call(gen, z, labels)
-            return g_loss_fn(call(disc, fake, labels).astype(jnp.float32))
+            return g_loss_fn(call(disc, fake, labels).astype(jnp.float32)), fake
 
         gen = nnx.merge(g_gd, _varying(g_params, axis_name), g_rest)
-        loss, grads = nnx.value_and_grad(loss_fn, argnums=wrt)(gen)
+        (loss, fake), grads = nnx.value_and_grad(loss_fn, argnums=wrt, has_aux=True)(gen)
         new_rest = nnx.state(gen, not_param)
         grads, loss = _pmean((grads, loss), axis_name)
-        return loss, grads, new_rest
+        return loss, grads, new_rest, fake
 
     def train_step(
         state: TrainState, batch: dict[str, jax.Array] | None, hp: Hparams, *, axis_name=None
@@ -254,8 +256,10 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
         d_parts = (state.d_params, state.d_rest, state.d_opt)
         z0 = latent(0)
         real0, labels0 = real_batch(0)
+        fake0 = None
         if spec.update == "simultaneous":
-            g_loss, g_grad, g_rest = g_grads(
+            # Both gradients at the old parameters; the generator's forward pass is shared.
+            g_loss, g_grad, g_rest, fake0 = g_grads(
                 state.g_params,
                 state.g_rest,
                 state.d_params,
@@ -276,11 +280,12 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
                 jax.random.fold_in(k_gp, i),
                 hp,
                 axis_name,
+                fake=fake0 if i == 0 else None,
             )
             d_metrics.append(m)
         d_params, d_rest, d_opt = d_parts
         if spec.update == "alternating":
-            g_loss, g_grad, g_rest = g_grads(
+            g_loss, g_grad, g_rest, _ = g_grads(
                 state.g_params, state.g_rest, d_params, d_rest, z0, labels0, hp, axis_name
             )
         g_opt = set_learning_rate(state.g_opt, hp.lr_g)
