@@ -26,7 +26,7 @@ Protocols (sources in shared/research/mixtures.md and paper.md §2.4):
   summed; we use means — Adam is invariant to that rescaling up to ε; (3) the official code reports
   no metric, only KDE plots: we add PacGAN's metrics on 2,500 samples.
 * `default` — the official protocol shortened so that it finishes in about 3 minutes on 2 CPU
-  cores: 3 seeds per loss and 10k steps (the regular GAN's collapse is visible long before that).
+  cores: 3 seeds per loss and 8k steps.
 * `pacgan_ring` / `pacgan_grid` — PacGAN protocol A (fjxmlzn/PacGAN): fixed 100k-point dataset,
   z∈R² N(0,I), G 4×400 BN-ReLU, D 3 maxout layers (200×5), Adam(1e-4, β1 .8), batch 100,
   simultaneous updates, 400k steps (400 epochs), 10 trials; the GAN baseline row is comparable
@@ -78,10 +78,10 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.update_mode = "simultaneous"
     c.n_d = 1
     c.batch_size = 512
-    c.num_steps = 10_000
+    c.num_steps = 8_000
     c.eval_every = 500
-    c.snapshot_steps = (0, 2_500, 5_000, 7_500, 10_000)
-    c.checkpoint_every = 2_500
+    c.snapshot_steps = (0, 2_000, 4_000, 6_000, 8_000)
+    c.checkpoint_every = 2_000
     c.num_eval_samples = 2_500
     c.eval_seed = 2333
     c.ema_decay = 0.0
