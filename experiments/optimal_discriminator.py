@@ -1,6 +1,6 @@
 r"""The optimal LSGAN discriminator, learned and in closed form, for two label codings.
 
-    python -m experiments.optimal_discriminator                   # default: ~20-40 s on 2 CPU cores
+    python -m experiments.optimal_discriminator                   # default: ~20-35 s on 2 CPU cores
     python -m experiments.optimal_discriminator --variant=smoke   # seconds; for tests
     python -m experiments.optimal_discriminator --config.num_steps=8000 --config.p_g.means="(1.0,)"
 
@@ -294,6 +294,8 @@ def plot(
     curves: dict[str, tuple[np.ndarray, np.ndarray]],
     region: np.ndarray,
     path: str,
+    *,
+    threshold: float,
 ) -> str:
     """One panel per coding: learned D and D* (left axis) over the two densities (right axis)."""
     import matplotlib.pyplot as plt  # noqa: PLC0415  (viz set the Agg backend on import)
@@ -321,7 +323,11 @@ def plot(
         h2, l2 = dens.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
         ax.grid(alpha=0.3)
-    fig.suptitle("Trained LSGAN discriminator vs D* = (b·p_d + a·p_g)/(p_d + p_g)", fontsize=9)
+    fig.suptitle(
+        "Trained LSGAN discriminator vs D* = (b·p_d + a·p_g)/(p_d + p_g)"
+        f"  (gray: p_d + p_g < {threshold:g}·max, not compared)",
+        fontsize=9,
+    )
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -376,7 +382,15 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         results[name]["final_sample_loss"] = float(final_losses[k])
         d_star = np.asarray(theory.optimal_discriminator(pd, pg, a=coding.a, b=coding.b))
         curves[name] = (d_all[k], d_star)
-    fig = plot(x, pd, pg, curves, region, os.path.join(workdir, "optimal_discriminator.png"))
+    fig = plot(
+        x,
+        pd,
+        pg,
+        curves,
+        region,
+        os.path.join(workdir, "optimal_discriminator.png"),
+        threshold=config.support_threshold,
+    )
     summary = {
         "variant": config.variant,
         "support_threshold": float(config.support_threshold),

@@ -69,6 +69,9 @@ __all__ = [
     "ConvTranspose",
     "ConvTranspose2x",
     "batch_norm",
+    "check_images",
+    "check_int",
+    "check_latent",
     "conv2d",
     "conv_transpose",
     "count_batchnorms",
@@ -105,16 +108,21 @@ def lrelu(x: jax.Array, leak: float = 0.2) -> jax.Array:
 
 
 def linear(
-    in_features: int, out_features: int, *, dtype: Dtype | None, rngs: nnx.Rngs
+    in_features: int,
+    out_features: int,
+    *,
+    dtype: Dtype | None,
+    param_dtype: Dtype = jnp.float32,
+    rngs: nnx.Rngs,
 ) -> nnx.Linear:
-    """Official ``linear``: dense layer, kernel N(0, 0.02^2), zero bias, float32 params."""
+    """Official ``linear``: dense layer, kernel N(0, 0.02^2), zero bias."""
     return nnx.Linear(
         in_features,
         out_features,
         kernel_init=DENSE_INIT,
         bias_init=ZEROS_INIT,
         dtype=dtype,
-        param_dtype=jnp.float32,
+        param_dtype=param_dtype,
         rngs=rngs,
     )
 
@@ -126,9 +134,10 @@ def conv2d(
     kernel_size: int = 5,
     strides: int = 2,
     dtype: Dtype | None,
+    param_dtype: Dtype = jnp.float32,
     rngs: nnx.Rngs,
 ) -> nnx.Conv:
-    """Official ``conv2d``: SAME conv, kernel truncated N(0, 0.02^2), zero bias, float32 params."""
+    """Official ``conv2d``: SAME conv, kernel truncated N(0, 0.02^2), zero bias."""
     return nnx.Conv(
         in_features,
         out_features,
@@ -138,7 +147,7 @@ def conv2d(
         kernel_init=CONV_INIT,
         bias_init=ZEROS_INIT,
         dtype=dtype,
-        param_dtype=jnp.float32,
+        param_dtype=param_dtype,
         rngs=rngs,
     )
 
@@ -148,6 +157,7 @@ def batch_norm(
     *,
     axis_name: str | None,
     dtype: Dtype | None,
+    param_dtype: Dtype = jnp.float32,
     rngs: nnx.Rngs,
     scale_std: float = 0.0,
 ) -> nnx.BatchNorm:
@@ -160,7 +170,8 @@ def batch_norm(
     Args:
       num_features: Size of the last axis.
       axis_name: Mapped axis for synchronized batch statistics (``shard_map``/``pmap``), or None.
-      dtype: Computation dtype; gamma, beta and the running statistics stay float32.
+      dtype: Computation dtype.
+      param_dtype: Dtype of gamma, beta and the running statistics (float32).
       rngs: Initialization RNG streams.
       scale_std: 0 -> gamma initialized to 1 (contrib default). > 0 -> gamma ~ N(1, scale_std^2),
         the custom BN of xudonmao/LSGAN ``stability_comparison/*/ops.py`` (``scale_std=0.02``).
@@ -182,9 +193,33 @@ def batch_norm(
         axis_name=axis_name,
         scale_init=scale_init,
         dtype=dtype,
-        param_dtype=jnp.float32,
+        param_dtype=param_dtype,
         rngs=rngs,
     )
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Returns ``value`` if it is an int >= ``minimum`` (not a bool), else raises ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def check_images(x: jax.Array, shape: tuple[int, int, int], *, owner: str) -> None:
+    """Raises ValueError unless ``x`` is ``(B, *shape)``."""
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(
+            f"{owner} expects images of shape (batch, {shape[0]}, {shape[1]}, {shape[2]}) "
+            f"(NHWC), got {tuple(x.shape)}."
+        )
+
+
+def check_latent(z: jax.Array, latent_dim: int, *, owner: str) -> None:
+    """Raises ValueError unless ``z`` is ``(B, latent_dim)``."""
+    if z.ndim != 2 or z.shape[-1] != latent_dim:
+        raise ValueError(
+            f"{owner} expects z of shape (batch, {latent_dim}), got {tuple(z.shape)}."
+        )
 
 
 def count_params(module: nnx.Module) -> int:

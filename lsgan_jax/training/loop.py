@@ -347,7 +347,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     if not ok:
                         continue
                     for k, v in metrics.items():
-                        scalars[f"{loss}/{k}"] = np.mean(v[ok, -1])
+                        scalars[f"{loss}/{k}"] = np.mean(v[ok])  # mean over the chunk and seeds
                     for k, v in ev.items():
                         scalars[f"{loss}/eval/{k}"] = np.mean(np.asarray(v)[ok])
                     del li
