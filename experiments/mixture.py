@@ -125,18 +125,21 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     return c
 
 
-def make_figures(workdir: str, config: ml_collections.ConfigDict, summary: dict) -> list[str]:
-    """Density panels (first seed of each loss) and mode-coverage curves from the saved outputs."""
-    runs = loop.runs_from_config(config)
+def make_figures(
+    workdir: str, config: ml_collections.ConfigDict, points: list[dict] | None = None
+) -> list[str]:
+    """Density panels (first seed of each group) and mode-coverage curves from the saved outputs."""
+    runs = loop.runs_from_config(config, points)
+    groups = list(dict.fromkeys(r.group for r in runs))
     mixture = mixtures.get_mixture(config.data.name, **config.data.kwargs)
     means = np.asarray(mixture.means)
     lim = float(np.abs(means).max() * 1.35 + 4 * float(np.max(mixture.stds)))
     truth = np.asarray(mixtures.sample(mixture, jax.random.PRNGKey(0), config.num_eval_samples))
     snaps = {s: d["samples"] for s, d in loop.load_snapshots(workdir).items()}
     rows = []
-    for loss in config.losses:
-        first = next(r for r in runs if r.loss == loss)
-        rows.append((f"{loss} (seed {first.seed})", first.index))
+    for group in groups:
+        first = next(r for r in runs if r.group == group)
+        rows.append((f"{group} (seed {first.seed})", first.index))
     paths = [
         viz.density_panels(
             snaps,
@@ -152,12 +155,12 @@ def make_figures(workdir: str, config: ml_collections.ConfigDict, summary: dict)
     if ckpt_meta:
         steps = np.asarray([h["step"] for h in ckpt_meta])
         curves, bands = {}, {}
-        for loss in config.losses:
-            sel = [r.index for r in runs if r.loss == loss]
+        for group in groups:
+            sel = [r.index for r in runs if r.group == group]
             mc = np.asarray([[h["modes_covered"][i] for i in sel] for h in ckpt_meta])
             m = mc.mean(1)
             se = mc.std(1, ddof=1) / np.sqrt(len(sel)) if len(sel) > 1 else np.zeros_like(m)
-            curves[loss], bands[loss] = m, (m - se, m + se)
+            curves[group], bands[group] = m, (m - se, m + se)
         paths.append(
             viz.line_plot(
                 steps,
@@ -179,11 +182,12 @@ def _history(workdir: str) -> list[dict]:
     return []
 
 
-def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    summary = loop.train(config, workdir)
+def main(config: ml_collections.ConfigDict, workdir: str, points: list[dict] | None = None) -> dict:
+    """Trains the study (optionally a vectorized sweep over `points`), draws, prints the table."""
+    summary = loop.train(config, workdir, points=points)
     if "preempted_at" in summary:
         return summary
-    paths = make_figures(workdir, config, summary)
+    paths = make_figures(workdir, config, points)
     num_modes = summary["protocol"]["num_modes"]
     print(loop.format_table(summary, num_modes))
     sps = summary.get("steps_per_s")

@@ -14,7 +14,22 @@ conventions (``train`` flag, raw discriminator logits, ``axis_name``, ``dtype``)
 split/merge pattern for ``jax.grad`` are documented in :mod:`lsgan_jax.models.registry`.
 """
 
-from lsgan_jax.models import mlp  # noqa: F401  (registers mixture_mlp_*, pacgan_*)
+from lsgan_jax.models import (
+    conditional,  # noqa: F401  (registers conditional_g/_d)
+    dcgan,  # noqa: F401  (registers dcgan_g/_d, digit_g/_d)
+    layers,  # noqa: F401  (TF-exact deconv, BN, init helpers)
+    lsun,  # noqa: F401  (registers lsun_g/_d)
+    mlp,  # noqa: F401  (registers mixture_mlp_*, pacgan_*)
+)
+from lsgan_jax.models.conditional import ConditionalDiscriminator, ConditionalGenerator
+from lsgan_jax.models.dcgan import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    DigitDiscriminator,
+    DigitGenerator,
+)
+from lsgan_jax.models.layers import ConvTranspose, ConvTranspose2x, count_params
+from lsgan_jax.models.lsun import LSUNDiscriminator, LSUNGenerator
 from lsgan_jax.models.mlp import (
     LinearMaxout,
     MixtureMLPDiscriminator,
@@ -25,6 +40,16 @@ from lsgan_jax.models.mlp import (
 from lsgan_jax.models.registry import accepted_kwargs, available, create, get, register
 
 __all__ = [
+    "ConditionalDiscriminator",
+    "ConditionalGenerator",
+    "ConvTranspose",
+    "ConvTranspose2x",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "DigitDiscriminator",
+    "DigitGenerator",
+    "LSUNDiscriminator",
+    "LSUNGenerator",
     "LinearMaxout",
     "MixtureMLPDiscriminator",
     "MixtureMLPGenerator",
@@ -32,6 +57,7 @@ __all__ = [
     "PacGANGenerator",
     "accepted_kwargs",
     "available",
+    "count_params",
     "create",
     "get",
     "register",

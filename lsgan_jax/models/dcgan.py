@@ -94,9 +94,9 @@ class DCGANGenerator(nnx.Module):
     """Official DCGAN generator (TF ``generator_dcgan`` / ``generator_no_bn`` / ``generator_digit``).
 
     ``x = tanh(deconv_n(relu(BN(... relu(BN(linear(z)))))))``; see the module docstring for the
-    shapes. Parameter counts with the defaults (64 px, b=64, z=100, k=5, per-feature first BN):
-    3,989,699 parameters with BatchNorm; ``g_batchnorm=False`` (the ICCV stability G,
-    ``stability_comparison/BN_G_*/dcgan64.py`` with ``latent_dim=1024``) has no BatchNorm at all.
+    shapes. With the defaults (64 px, b=64, z=100, k=5, per-feature first BN): 5,150,723
+    parameters; 128 px (cats): 7,682,051. ``g_batchnorm=False, latent_dim=1024`` is the ICCV
+    stability G (``stability_comparison/*/dcgan64.py``): no BatchNorm, 12,702,851 parameters.
 
     Sources: xudonmao/improved_LSGAN ``cats/arch.py`` (``generator_dcgan``, 128 px, z 100),
     ``small_variance_datasets/arch.py`` (``generator_digit``, 28 px), xudonmao/LSGAN
@@ -195,9 +195,7 @@ class DCGANGenerator(nnx.Module):
                 for i, o in zip(widths, outs, strict=True)
             ]
         )
-        self.norms = nnx.List(
-            [batch_norm(o, **bn_kw) for o in outs[:-1]] if self.batchnorm else []
-        )
+        self.norms = nnx.List([batch_norm(o, **bn_kw) for o in outs[:-1]] if self.batchnorm else [])
 
     def __call__(
         self, z: jax.Array, *, labels: jax.Array | None = None, train: bool = True
@@ -237,7 +235,7 @@ class DCGANDiscriminator(nnx.Module):
 
     ``D(x) = w^T flatten(h_L) + b``, ``h_l = lrelu(BN(conv_l(h_{l-1})))`` with SAME k x k stride-2
     convs of b, 2b, 4b, 8b filters, no BN on the first; returns RAW logits ``(B, 1)``. With the
-    defaults (64 px, b=64, k=5): 4,311,553 parameters; at 112 px this is the LSUN D of
+    defaults (64 px, b=64, k=5): 4,316,545 parameters; at 112 px this is the LSUN D of
     ``vgg.py`` (4,333,441, see ``lsun_d``).
 
     Sources: xudonmao/improved_LSGAN ``cats/arch.py`` (``discriminator_dcgan``,
@@ -292,7 +290,10 @@ class DCGANDiscriminator(nnx.Module):
         widths = [base_features * 2**j for j in range(num_layers)]
         ins = [channels] + widths[:-1]
         self.convs = nnx.List(
-            [conv2d(i, o, kernel_size=kernel_size, **common) for i, o in zip(ins, widths)]
+            [
+                conv2d(i, o, kernel_size=kernel_size, **common)
+                for i, o in zip(ins, widths, strict=True)
+            ]
         )
         self.norms = nnx.List(
             [
@@ -333,7 +334,7 @@ class DigitGenerator(DCGANGenerator):
     ``dcgan_g`` with the official digits defaults: 28x28x1, z 100 ~ U[-1, 1], b=64, k=5,
     per-feature BN on the 8192 linear outputs, BN+ReLU after the 7x7x256 and 14x14x128 deconvs,
     tanh output. The 4 -> 7 deconv is TF ``conv2d_transpose`` with explicit ``output_shape`` 7
-    (SAME), reproduced exactly. 4,103,105 parameters.
+    (SAME), reproduced exactly. 4,944,129 parameters.
 
     Source: xudonmao/improved_LSGAN ``small_variance_datasets/arch.py`` (``generator_digit``).
     Differences: none in the network.
@@ -384,7 +385,7 @@ class DigitDiscriminator(nnx.Module):
 
     ``x -> conv5x5/2 (20) -> lrelu -> conv5x5/2 (50) -> BN -> lrelu -> flatten -> linear 500 ->
     BN -> lrelu -> linear 1`` (raw logit ``(B, 1)``). 28 px: 28 -> 14 -> 7, flatten 2450;
-    1,252,823 parameters.
+    1,252,671 parameters.
 
     Source: xudonmao/improved_LSGAN ``small_variance_datasets/arch.py``
     (``discriminator_digit``). Differences: none in the network.

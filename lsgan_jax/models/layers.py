@@ -217,9 +217,7 @@ def check_images(x: jax.Array, shape: tuple[int, int, int], *, owner: str) -> No
 def check_latent(z: jax.Array, latent_dim: int, *, owner: str) -> None:
     """Raises ValueError unless ``z`` is ``(B, latent_dim)``."""
     if z.ndim != 2 or z.shape[-1] != latent_dim:
-        raise ValueError(
-            f"{owner} expects z of shape (batch, {latent_dim}), got {tuple(z.shape)}."
-        )
+        raise ValueError(f"{owner} expects z of shape (batch, {latent_dim}), got {tuple(z.shape)}.")
 
 
 def count_params(module: nnx.Module) -> int:

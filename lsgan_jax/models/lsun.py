@@ -131,9 +131,7 @@ class LSUNGenerator(nnx.Module):
         self.project_norm = batch_norm(self.width0, axis_name=axis_name, **common)
         self.deconvs = nnx.List(
             [
-                ConvTranspose(
-                    i, o, kernel_size=kernel_size, stride=s, impl=deconv_impl, **common
-                )
+                ConvTranspose(i, o, kernel_size=kernel_size, stride=s, impl=deconv_impl, **common)
                 for i, o, s in plan
             ]
         )

@@ -25,8 +25,8 @@ import numpy as np
 from flax import nnx
 
 from lsgan_jax import losses as losses_lib
-from lsgan_jax.cli import ConfigError
 from lsgan_jax import models as models_lib
+from lsgan_jax.cli import ConfigError
 from lsgan_jax.data import mixtures
 from lsgan_jax.metrics import mixture as mixture_metrics
 from lsgan_jax.training import runners
@@ -66,25 +66,79 @@ class PreemptionGuard:
         return False
 
 
+# Config fields that may differ between the runs of one vectorized program (they are traced
+# hyperparameters), mapped to their `Hparams` field. `loss` and `seed` may differ too.
+TRACED_FIELDS = {
+    "optim_g.lr": "lr_g",
+    "optim_d.lr": "lr_d",
+    "coding.a": "a",
+    "coding.b": "b",
+    "coding.c": "c",
+    "ema_decay": "ema_decay",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One run of a vectorized study."""
+    """One run of a vectorized study: a loss, a seed and traced hyperparameter overrides."""
 
     index: int
     loss: str
     seed: int
+    overrides: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def group(self) -> str:
+        """The runs that differ only in their seed share a group (the rows of the table)."""
+        extra = ",".join(f"{k}={v:g}" for k, v in self.overrides)
+        return f"{self.loss}[{extra}]" if extra else self.loss
 
     @property
     def name(self) -> str:
-        return f"{self.loss}/seed{self.seed}"
+        return f"{self.group}/seed{self.seed}"
 
 
-def runs_from_config(config: ml_collections.ConfigDict) -> list[Run]:
-    """Runs = product(losses, seeds); `config.seeds` is a count or a tuple of seeds."""
+def _seeds(config: ml_collections.ConfigDict) -> list[int]:
     seeds = config.seeds
-    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    runs = [Run(0, loss, s) for loss in config.losses for s in seeds]
+    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
+def runs_from_config(
+    config: ml_collections.ConfigDict, points: list[dict] | None = None
+) -> list[Run]:
+    """The runs of a study: for each sweep point, each loss, each seed.
+
+    Args:
+      config: the base config; `config.losses` and `config.seeds` (a count or a tuple of seeds).
+      points: optional sweep points, dicts of config-path -> value. A point may set `losses`
+        (a tuple), `seed` (one seed) and the traced fields in `TRACED_FIELDS`; anything else
+        changes the compiled program and is a `ConfigError` here (run such sweeps sequentially).
+    """
+    runs = []
+    for point in points or [{}]:
+        point = dict(point)
+        losses = tuple(point.pop("losses", config.losses))
+        seeds = [int(point.pop("seed"))] if "seed" in point else _seeds(config)
+        bad = sorted(set(point) - set(TRACED_FIELDS))
+        if bad:
+            raise ConfigError(
+                f"Sweep field(s) {bad} change the compiled program and cannot be vectorized; "
+                f"vectorizable fields are {sorted(TRACED_FIELDS)} plus 'losses' and 'seed'. "
+                "Run this sweep with --mode=sequential or --mode=commands."
+            )
+        overrides = tuple(sorted((k, float(v)) for k, v in point.items()))
+        runs.extend(Run(0, loss, s, overrides) for loss in losses for s in seeds)
     return [dataclasses.replace(r, index=i) for i, r in enumerate(runs)]
+
+
+def _run_value(config: ml_collections.ConfigDict, run: Run, path: str) -> float:
+    overrides = dict(run.overrides)
+    if path in overrides:
+        return overrides[path]
+    node = config
+    for part in path.split("."):
+        node = node[part]
+    return float(node)
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -127,7 +181,7 @@ def _validate_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"nan_policy={config.nan_policy!r}; choose 'stop' or 'mark'.")
 
 
-def build_mixture_study(config: ml_collections.ConfigDict):
+def build_mixture_study(config: ml_collections.ConfigDict, points: list[dict] | None = None):
     """Builds everything a vectorized mixture study needs (no training).
 
     Returns:
@@ -135,7 +189,20 @@ def build_mixture_study(config: ml_collections.ConfigDict):
       runs and `generate(g_params, g_rest, z)` samples one run's generator in inference mode.
     """
     validate_config(config)
-    runs = runs_from_config(config)
+    runs = runs_from_config(config, points)
+    loss_names = tuple(dict.fromkeys(r.loss for r in runs))
+    for name in loss_names:
+        try:
+            losses_lib.get_loss_pair(name)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+    for r in runs:
+        if r.loss == "lsgan":
+            a, b, c = (_run_value(config, r, f"coding.{k}") for k in "abc")
+            try:
+                losses_lib.validate_coding(a, b, c)
+            except ValueError as e:
+                raise ConfigError(f"run {r.name}: {e}") from e
     mixture = mixtures.get_mixture(config.data.name, **config.data.kwargs)
     if config.data.dataset_size:
         points = mixtures.make_fixed_dataset(
@@ -164,7 +231,7 @@ def build_mixture_study(config: ml_collections.ConfigDict):
         batch_size=config.batch_size,
         latent_dim=g0.latent_dim,
         latent_dist=g0.latent_dist,
-        loss_names=tuple(config.losses),
+        loss_names=loss_names,
         update=config.update_mode,
         n_d=config.n_d,
         sample_real=sample_real,
@@ -182,13 +249,12 @@ def build_mixture_study(config: ml_collections.ConfigDict):
     hps = stack(
         [
             make_hparams(
-                lr_g=config.optim_g.lr,
-                lr_d=config.optim_d.lr,
-                a=config.coding.a,
-                b=config.coding.b,
-                c=config.coding.c,
-                loss_index=list(config.losses).index(r.loss),
-                ema_decay=config.get("ema_decay", 0.0),
+                **{
+                    field: _run_value(config, r, path)
+                    for path, field in TRACED_FIELDS.items()
+                    if path != "ema_decay" or "ema_decay" in config
+                },
+                loss_index=loss_names.index(r.loss),
             )
             for r in runs
         ]
@@ -202,24 +268,41 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), se
 
 
-def summarize(runs: list[Run], final: dict[str, np.ndarray], extra: dict | None = None) -> dict:
-    """Per-run rows and per-loss mean ± standard error (and fraction of runs covering all modes)."""
+def _aggregate(rows: list[dict], key: str) -> dict:
+    out = {}
+    for value in dict.fromkeys(row[key] for row in rows):
+        sel = [row for row in rows if row[key] == value]
+        agg = {"num_runs": len(sel)}
+        for metric in ("modes_covered", "high_quality", "reverse_kl", "reverse_kl_all", "all_modes"):
+            if metric in sel[0]:
+                m, se = _mean_se([row[metric] for row in sel])
+                agg[metric] = {"mean": m, "se": se}
+        agg["fraction_all_modes"] = agg.get("all_modes", {}).get("mean")
+        out[value] = agg
+    return out
+
+
+def summarize(
+    runs: list[Run],
+    final: dict[str, np.ndarray],
+    config: ml_collections.ConfigDict,
+    extra: dict | None = None,
+) -> dict:
+    """Per-run rows; mean ± standard error per group (loss + swept values) and per loss.
+
+    Each row has the run's loss, coding (a, b, c; for `lsgan`), learning rates, seed and the
+    final mixture metrics; `fraction_all_modes` is the share of runs that cover every mode.
+    """
     rows = []
     for r in runs:
-        row = {"run": r.name, "loss": r.loss, "seed": r.seed}
+        row = {"run": r.name, "group": r.group, "loss": r.loss, "seed": r.seed}
+        if r.loss == "lsgan":
+            row["coding"] = {k: _run_value(config, r, f"coding.{k}") for k in "abc"}
+        row["lr_g"] = _run_value(config, r, "optim_g.lr")
+        row["lr_d"] = _run_value(config, r, "optim_d.lr")
         row.update({k: float(v[r.index]) for k, v in final.items()})
         rows.append(row)
-    per_loss = {}
-    for loss in dict.fromkeys(r.loss for r in runs):
-        sel = [row for row in rows if row["loss"] == loss]
-        agg = {"num_runs": len(sel)}
-        for key in ("modes_covered", "high_quality", "reverse_kl", "reverse_kl_all", "all_modes"):
-            if key in sel[0]:
-                m, se = _mean_se([row[key] for row in sel])
-                agg[key] = {"mean": m, "se": se}
-        agg["fraction_all_modes"] = agg.get("all_modes", {}).get("mean")
-        per_loss[loss] = agg
-    out = {"runs": rows, "per_loss": per_loss}
+    out = {"runs": rows, "per_group": _aggregate(rows, "group"), "per_loss": _aggregate(rows, "loss")}
     if extra:
         out.update(extra)
     return out
@@ -231,7 +314,7 @@ def format_table(summary: dict, num_modes: int) -> str:
         f"{'loss':<10} {'runs':>4} {'modes (max ' + str(num_modes) + ')':>18} {'high quality %':>16} "
         f"{'reverse KL':>14} {'all modes':>9}",
     ]
-    for loss, agg in summary["per_loss"].items():
+    for loss, agg in summary["per_group"].items():
         mc, hq, rk = agg["modes_covered"], agg["high_quality"], agg["reverse_kl"]
         lines.append(
             f"{loss:<10} {agg['num_runs']:>4} {mc['mean']:>10.2f} ± {mc['se']:<5.2f} "
@@ -241,7 +324,9 @@ def format_table(summary: dict, num_modes: int) -> str:
     return "\n".join(lines)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train(
+    config: ml_collections.ConfigDict, workdir: str, *, points: list[dict] | None = None
+) -> dict:
     """Trains a vectorized 2-D mixture study and writes its outputs to `workdir`.
 
     Outputs: `metrics.jsonl`, TensorBoard events, `checkpoints/`, `snapshots/step_XXXXXX.npz`
@@ -251,7 +336,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
       The summary dict (also written to `workdir/summary.json`).
     """
     os.makedirs(workdir, exist_ok=True)
-    runs, spec, states, hps, mixture, generate = build_mixture_study(config)
+    runs, spec, states, hps, mixture, generate = build_mixture_study(config, points)
     num_runs = len(runs)
     mesh = None
     if (
@@ -341,16 +426,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 snapshot(step, samples, ev)
             if writer:
                 scalars = {}
-                for li, loss in enumerate(config.losses):
-                    sel = [r.index for r in runs if r.loss == loss]
+                for group in dict.fromkeys(r.group for r in runs):
+                    sel = [r.index for r in runs if r.group == group]
                     ok = [i for i in sel if runs[i].name not in diverged]
                     if not ok:
                         continue
                     for k, v in metrics.items():
-                        scalars[f"{loss}/{k}"] = np.mean(v[ok])  # mean over the chunk and seeds
+                        scalars[f"{group}/{k}"] = np.mean(v[ok])  # mean over the chunk and seeds
                     for k, v in ev.items():
-                        scalars[f"{loss}/eval/{k}"] = np.mean(np.asarray(v)[ok])
-                    del li
+                        scalars[f"{group}/eval/{k}"] = np.mean(np.asarray(v)[ok])
                 if train_steps:
                     scalars["steps_per_s"] = train_steps / train_time
                 writer.write_scalars(step, scalars)
@@ -380,6 +464,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
     summary = summarize(
         runs,
         final,
+        config,
         extra={
             "protocol": {
                 "data": config.data.to_dict(),

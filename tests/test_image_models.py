@@ -1,0 +1,448 @@
+"""Tests for the image GANs: lsun_*, dcgan_*, digit_*, conditional_* and the TF-exact deconv."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax.sharding import PartitionSpec as P
+
+from lsgan_jax import models
+from lsgan_jax.models import layers
+from lsgan_jax.models.layers import count_batchnorms, count_params
+
+
+def _create(name: str, **kwargs) -> nnx.Module:
+    return models.create(name, rngs=nnx.Rngs(0), **kwargs)
+
+
+def _abstract(name: str, **kwargs) -> nnx.Module:
+    """Shapes only (no initialization compute): fast counts for the full-size models."""
+    return nnx.eval_shape(lambda: _create(name, **kwargs))
+
+
+def _latents(g, batch: int = 4, seed: int = 0) -> jax.Array:
+    return jax.random.uniform(jax.random.key(seed), (batch, g.latent_dim), minval=-1.0, maxval=1.0)
+
+
+def _images(shape, batch: int = 4, seed: int = 1) -> jax.Array:
+    return jax.random.uniform(jax.random.key(seed), (batch, *shape), minval=-1.0, maxval=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy oracle for TF ``conv2d_transpose`` (SAME): the adjoint of the SAME ``conv2d``.
+# ---------------------------------------------------------------------------------------------
+
+
+def _np_tf_conv2d_transpose(x, w_flax, stride, out_hw):
+    """TF semantics with ``w_tf = w_flax[::-1, ::-1]`` (in/out swapped): y[i s + t - p_b] += x[i] w_tf[t]."""
+    x = np.asarray(x, np.float64)
+    w_tf = np.asarray(w_flax, np.float64)[::-1, ::-1]
+    b, h, w, _ = x.shape
+    k = w_tf.shape[0]
+    oh, ow = out_hw
+    pb_h = max((h - 1) * stride + k - oh, 0) // 2
+    pb_w = max((w - 1) * stride + k - ow, 0) // 2
+    y = np.zeros((b, oh, ow, w_tf.shape[-1]))
+    for i in range(h):
+        for j in range(w):
+            for a in range(k):
+                for c in range(k):
+                    o1, o2 = i * stride + a - pb_h, j * stride + c - pb_w
+                    if 0 <= o1 < oh and 0 <= o2 < ow:
+                        y[:, o1, o2] += x[:, i, j] @ w_tf[a, c]
+    return y
+
+
+# (in_h, in_w, out_h, out_w): even doubling, the digits' 4 -> 7, non-square, odd/even mixes.
+_DECONV_SIZES = [(4, 4, 8, 8), (4, 4, 7, 7), (3, 5, 5, 10), (5, 4, 10, 7)]
+
+
+@pytest.mark.parametrize("k", [3, 4, 5])
+@pytest.mark.parametrize("sizes", _DECONV_SIZES, ids=lambda s: "{}x{}->{}x{}".format(*s))
+def test_conv_transpose_impls_match_tf_oracle_values_and_grads(k, sizes):
+    h, w, oh, ow = sizes
+    kx, kw, kg = jax.random.split(jax.random.key(k * 100 + h * 10 + ow), 3)
+    x = jax.random.normal(kx, (2, h, w, 3))
+    kernel = jax.random.normal(kw, (k, k, 3, 5))
+    cot = jax.random.normal(kg, (2, oh, ow, 5))
+    expected = _np_tf_conv2d_transpose(x, kernel, 2, (oh, ow))
+
+    def run(fn):
+        def loss(x, kernel):
+            y = fn(x, kernel)
+            return jnp.sum(y * cot), y
+
+        (_, y), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(x, kernel)
+        return y, grads
+
+    y_ct, (gx_ct, gw_ct) = run(
+        lambda x, kernel: layers.conv_transpose(x, kernel, stride=2, output_size=(oh, ow))
+    )
+    y_sp, (gx_sp, gw_sp) = run(
+        lambda x, kernel: layers.subpixel_conv_transpose(x, kernel, output_size=(oh, ow))
+    )
+    chex.assert_shape([y_ct, y_sp], (2, oh, ow, 5))
+    np.testing.assert_allclose(y_ct, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y_sp, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gx_sp, gx_ct, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gw_sp, gw_ct, rtol=1e-4, atol=1e-4)
+    # Independent check of the kernel gradient at tap (0, 0): d/dw[0,0,i,o] of sum(y * cot).
+    gw_np = np.zeros((3, 5))
+    for i in range(3):
+        for o in range(5):
+            e = np.zeros(kernel.shape)
+            e[0, 0, i, o] = 1.0
+            gw_np[i, o] = np.sum(_np_tf_conv2d_transpose(x, e, 2, (oh, ow)) * np.asarray(cot))
+    np.testing.assert_allclose(gw_sp[0, 0], gw_np, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_stride1_conv_transpose_matches_tf_oracle(k):
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
+    layer = layers.ConvTranspose(3, 4, kernel_size=k, stride=1, rngs=nnx.Rngs(0))
+    y = layer(x)
+    expected = _np_tf_conv2d_transpose(x, layer.kernel[...], 1, (5, 6))
+    np.testing.assert_allclose(y, expected + np.asarray(layer.bias[...]), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose2x_module_impls_share_parameters():
+    x = jax.random.normal(jax.random.key(0), (2, 4, 4, 6))
+    a = layers.ConvTranspose2x(6, 3, kernel_size=5, impl="conv_transpose", rngs=nnx.Rngs(0))
+    b = layers.ConvTranspose2x(6, 3, kernel_size=5, impl="subpixel", rngs=nnx.Rngs(0))
+    chex.assert_trees_all_equal(nnx.state(a, nnx.Param), nnx.state(b, nnx.Param))
+    np.testing.assert_allclose(a(x), b(x), rtol=1e-5, atol=1e-5)
+    chex.assert_shape(a(x, output_size=(7, 7)), (2, 7, 7, 3))
+    with pytest.raises(ValueError, match="only to sizes 7..8"):
+        a(x, output_size=(6, 6))
+    with pytest.raises(ValueError, match="deconv impl"):
+        layers.ConvTranspose2x(6, 3, impl="fft", rngs=nnx.Rngs(0))
+    assert layers.resolve_deconv_impl("auto") == "subpixel"  # tests run on CPU
+    assert a.kernel.shape == (5, 5, 6, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter counts (official architectures; abstract construction, no compute).
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, expected",
+    [
+        ("lsun_g", {}, 15_591_427),
+        ("lsun_d", {}, 4_333_441),
+        ("conditional_g", {"num_classes": 3740}, 9_417_857),
+        ("conditional_d", {"num_classes": 3740}, 21_392_155),
+    ],
+)
+def test_official_parameter_counts(name, kwargs, expected):
+    """paper.md section 2: the counts include BN gamma/beta (TF trainable variables), not stats."""
+    m = _abstract(name, **kwargs)
+    assert count_params(m) == expected
+    n_stats = sum(int(x.size) for x in jax.tree.leaves(nnx.state(m, nnx.BatchStat)))
+    n_gamma_beta = sum(
+        int(x.size)
+        for _, bn in nnx.iter_graph(m)
+        if isinstance(bn, nnx.BatchNorm)
+        for x in (bn.scale, bn.bias)
+    )
+    assert n_stats == n_gamma_beta  # mean + var per feature, excluded from the count
+
+
+def test_lsun_architecture_matches_vgg_py():
+    g = _abstract("lsun_g")
+    strides = [d.stride for d in g.deconvs]
+    widths = [d.out_features for d in g.deconvs]
+    assert strides == [2, 1, 2, 1, 2, 2, 1]
+    assert widths == [256, 256, 256, 256, 128, 64, 3]
+    assert all(d.kernel.shape[:2] == (3, 3) for d in g.deconvs)
+    assert g.project.kernel.shape == (1024, 7 * 7 * 256)
+    assert g.latent_dim == 1024 and g.latent_dist == "uniform" and g.image_shape == (112, 112, 3)
+    assert count_batchnorms(g) == 7
+    d = _abstract("lsun_d")
+    assert [c.kernel.shape for c in d.convs] == [
+        (5, 5, 3, 64),
+        (5, 5, 64, 128),
+        (5, 5, 128, 256),
+        (5, 5, 256, 512),
+    ]
+    assert d.out.kernel.shape == (7 * 7 * 512, 1)
+    assert count_batchnorms(d) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward shapes, ranges, raw logits.
+# ---------------------------------------------------------------------------------------------
+
+_SMALL = {
+    "dcgan28": ("dcgan_g", "dcgan_d", dict(image_size=28, channels=1), {}),
+    "dcgan32": ("dcgan_g", "dcgan_d", dict(image_size=32, channels=3), {}),
+    "dcgan64": ("dcgan_g", "dcgan_d", dict(image_size=64, channels=3), {}),
+    "dcgan128": ("dcgan_g", "dcgan_d", dict(image_size=128, channels=3), {}),
+    "dcgan64_k4": ("dcgan_g", "dcgan_d", dict(image_size=64, kernel_size=4), {}),
+    "lsun112": ("lsun_g", "lsun_d", dict(image_size=112), {}),
+    "digit28": ("digit_g", "digit_d", {}, {}),
+    "conditional28": ("conditional_g", "conditional_d", dict(num_classes=10), {}),
+}
+
+
+def _small_pair(key: str, **extra):
+    g_name, d_name, shared, _ = _SMALL[key]
+    g_kw, d_kw = dict(shared), dict(shared)
+    if g_name == "digit_g":
+        g_kw.update(base_features=2, latent_dim=8)
+        d_kw.update(features=(3, 4), hidden=6)
+    elif g_name == "conditional_g":
+        g_kw.update(base_features=4, label_features=5, latent_dim=8)
+        d_kw.update(base_features=3, label_features=5, hidden=6)
+    else:
+        g_kw.update(base_features=2, latent_dim=8)
+        d_kw.update(base_features=2)
+    g_kw.update(extra.get("g", {}))
+    d_kw.update(extra.get("d", {}))
+    return _create(g_name, **g_kw), _create(d_name, **d_kw)
+
+
+@pytest.mark.parametrize("key", list(_SMALL))
+def test_forward_shapes_ranges_and_raw_logits(key):
+    g, d = _small_pair(key)
+    labels = jnp.arange(4) % g.num_classes if g.num_classes else None
+    z = _latents(g)
+    x = g(z, labels=labels)
+    h, w, c = g.image_shape
+    chex.assert_shape(x, (4, h, w, c))
+    chex.assert_type(x, jnp.float32)
+    assert np.all(np.abs(np.asarray(x)) <= 1.0)
+    assert g.image_shape == d.image_shape and g.num_classes == d.num_classes
+    x_eval = g(z, labels=labels, train=False)
+    chex.assert_shape(x_eval, x.shape)
+    logits = d(x, labels=labels)
+    chex.assert_shape(logits, (4, 1))
+    chex.assert_type(logits, jnp.float32)
+    # Raw logits: the output is the final linear layer itself, no sigmoid on top.
+    d.out.kernel[...] = jnp.zeros_like(d.out.kernel[...])
+    d.out.bias[...] = jnp.full_like(d.out.bias[...], -3.0)
+    np.testing.assert_array_equal(d(x, labels=labels, train=False), -3.0)
+
+
+def test_expected_intermediate_sizes():
+    assert _abstract("dcgan_g", image_size=28).sizes == (4, 7, 14, 28)
+    assert _abstract("digit_g").sizes == (4, 7, 14, 28)
+    assert _abstract("dcgan_g", image_size=64).sizes == (4, 8, 16, 32, 64)
+    assert _abstract("dcgan_g", image_size=128).sizes == (8, 16, 32, 64, 128)
+    assert _abstract("dcgan_g", image_size=32).sizes == (2, 4, 8, 16, 32)
+    assert _abstract("dcgan_g", image_size=32, num_upsamples=3).sizes == (4, 8, 16, 32)
+    g = _abstract("dcgan_g")
+    assert g.widths == (512, 256, 128, 64)
+    assert g.project_norm.scale.shape == (4 * 4 * 512,)  # improved_LSGAN: BN per linear feature
+    g = _abstract("dcgan_g", project_bn="channels")
+    assert g.project_norm.scale.shape == (512,)
+
+
+def test_conditional_generator_output_switch_and_labels():
+    g, d = _small_pair("conditional28")
+    z = _latents(g)
+    labels = jnp.array([0, 3, 9, 3])
+    g_sig = _create(
+        "conditional_g",
+        num_classes=10,
+        base_features=4,
+        label_features=5,
+        latent_dim=8,
+        output="sigmoid",
+    )
+    x_sig = g_sig(z, labels=labels)
+    x_tanh = g(z, labels=labels)
+    assert np.all((np.asarray(x_sig) >= 0) & (np.asarray(x_sig) <= 1))
+    # Same parameters (same seed): sigmoid(a) = (tanh(a / 2) + 1) / 2 is not tanh(a), but both
+    # are monotone in the same pre-activation, so the orderings agree.
+    np.testing.assert_array_equal(np.argsort(x_sig.ravel()), np.argsort(x_tanh.ravel()))
+    # Int ids == one-hot rows; labels change the output.
+    onehot = jax.nn.one_hot(labels, 10)
+    np.testing.assert_allclose(g(z, labels=onehot, train=False), g(z, labels=labels, train=False))
+    np.testing.assert_allclose(d(x_tanh, labels=onehot), d(x_tanh, labels=labels), rtol=1e-6)
+    assert not np.allclose(g(z, labels=labels, train=False), g(z, labels=labels + 1, train=False))
+    with pytest.raises(ValueError, match="class-conditional"):
+        g(z)
+    with pytest.raises(ValueError, match="labels"):
+        d(x_tanh, labels=jnp.zeros((4, 3)))
+    assert g.num_classes == 10 and g.latent_dist == "uniform"
+
+
+def test_unconditional_models_ignore_labels_and_validate_inputs():
+    g, d = _small_pair("dcgan32")
+    z = _latents(g)
+    np.testing.assert_array_equal(g(z, train=False), g(z, labels=jnp.arange(4), train=False))
+    assert g.num_classes == 0 and d.num_classes == 0 and g.latent_dist == "uniform"
+    with pytest.raises(ValueError, match="z of shape"):
+        g(jnp.zeros((4, g.latent_dim + 1)))
+    with pytest.raises(ValueError, match="images of shape"):
+        d(jnp.zeros((4, 16, 16, 3)))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        _abstract("lsun_g", image_size=100)
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm switches, init, train/eval.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, n_with",
+    [
+        ("dcgan_g", {"g_batchnorm": False}, 4),
+        ("dcgan_d", {"d_batchnorm": False}, 3),
+        ("digit_g", {"g_batchnorm": False}, 3),
+        ("digit_d", {"d_batchnorm": False}, 2),
+    ],
+)
+def test_batchnorm_switch_removes_every_batchnorm(name, kwargs, n_with):
+    assert count_batchnorms(_abstract(name)) == n_with
+    m = _abstract(name, **kwargs)
+    assert count_batchnorms(m) == 0
+    assert jax.tree.leaves(nnx.state(m, nnx.BatchStat)) == []
+
+
+def test_init_matches_official_ops():
+    g = _create("dcgan_g", base_features=16, image_size=32)
+    d = _create("dcgan_d", base_features=16, image_size=32)
+    deconv = np.asarray(g.deconvs[1].kernel[...])
+    assert abs(deconv.std() - 0.02) < 0.002 and np.abs(deconv).max() > 0.04  # not truncated
+    conv = np.asarray(d.convs[1].kernel[...])
+    assert abs(conv.std() - 0.02 * 0.88) < 0.002 and np.abs(conv).max() <= 0.04  # 2-sigma cut
+    assert abs(np.asarray(g.project.kernel[...]).std() - 0.02) < 0.002
+    for m in (g, d):
+        for _, node in nnx.iter_graph(m):
+            if isinstance(node, nnx.BatchNorm):
+                np.testing.assert_array_equal(node.scale[...], 1.0)
+                np.testing.assert_array_equal(node.bias[...], 0.0)
+                assert node.momentum == 0.9 and node.epsilon == 1e-5
+    for p in (g.deconvs[0].bias, d.convs[0].bias, d.out.bias):
+        np.testing.assert_array_equal(p[...], 0.0)
+    d_stab = _create("dcgan_d", base_features=16, image_size=32, bn_scale_std=0.02)
+    gamma = np.asarray(d_stab.norms[2].scale[...])
+    assert abs(gamma.mean() - 1.0) < 0.01 and 0.01 < gamma.std() < 0.03
+
+
+def test_train_updates_running_stats_eval_does_not():
+    g, _ = _small_pair("dcgan32")
+    before = nnx.state(g, nnx.BatchStat)
+    z = _latents(g)
+    g(z, train=False)
+    chex.assert_trees_all_equal(nnx.state(g, nnx.BatchStat), before)
+    g(z, train=True)
+    after = jax.tree.leaves(nnx.state(g, nnx.BatchStat))
+    assert not any(np.allclose(a, b) for a, b in zip(after, jax.tree.leaves(before), strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# deconv_impl at the model level: identical outputs and parameter gradients.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["digit28", "lsun112"])
+def test_model_deconv_impls_agree(key):
+    g_ct, _ = _small_pair(key, g={"deconv_impl": "conv_transpose"})
+    g_sp, _ = _small_pair(key, g={"deconv_impl": "subpixel"})
+    gd_ct, params, rest = nnx.split(g_ct, nnx.Param, ...)
+    gd_sp, params_sp, _ = nnx.split(g_sp, nnx.Param, ...)
+    chex.assert_trees_all_equal(params, params_sp)  # same parameters: checkpoints interchange
+    z = _latents(g_ct)
+    cot = jax.random.normal(jax.random.key(5), (4, *g_ct.image_shape))
+
+    def loss(graphdef, params, rest, z):
+        m = nnx.merge(graphdef, params, rest, copy=True)
+        return jnp.sum(m(z, train=True) * cot)
+
+    val_ct, grad_ct = jax.value_and_grad(loss, argnums=1)(gd_ct, params, rest, z)
+    val_sp, grad_sp = jax.value_and_grad(loss, argnums=1)(gd_sp, params, rest, z)
+    np.testing.assert_allclose(val_sp, val_ct, rtol=1e-4)
+    chex.assert_trees_all_close(grad_sp, grad_ct, rtol=2e-3, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sync BatchNorm under shard_map, registry, bf16.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["dcgan32", "conditional28"])
+def test_sync_batchnorm_under_shard_map_matches_single_device(key):
+    assert jax.device_count() == 8, "conftest.py should provide 8 fake CPU devices"
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    g_ref, d_ref = _small_pair(key)
+    g_sync, d_sync = _small_pair(key, g={"axis_name": "data"}, d={"axis_name": "data"})
+    batch = 16
+    z = _latents(g_ref, batch)
+    labels = jnp.arange(batch) % g_ref.num_classes if g_ref.num_classes else jnp.zeros(batch, int)
+
+    def forward(graphdef, state, z, labels):
+        gd_g, gd_d = graphdef
+        g = nnx.merge(gd_g, state[0], copy=True)
+        d = nnx.merge(gd_d, state[1], copy=True)
+        x = g(z, labels=labels, train=True)
+        logits = d(x, labels=labels, train=True)
+        stats = (nnx.state(g, nnx.BatchStat), nnx.state(d, nnx.BatchStat))
+        return logits, stats
+
+    def split(g, d):
+        (gg, sg), (gdd, sd) = nnx.split(g), nnx.split(d)
+        return (gg, gdd), (sg, sd)
+
+    gdef_sync, st_sync = split(g_sync, d_sync)
+    gdef_ref, st_ref = split(g_ref, d_ref)
+    sharded = jax.jit(
+        jax.shard_map(
+            lambda st, z, y: forward(gdef_sync, st, z, y),
+            mesh=mesh,
+            in_specs=(P(), P("data"), P("data")),
+            out_specs=(P("data"), P()),
+        )
+    )
+    out_sh, stats_sh = sharded(st_sync, z, labels)
+    out_ref, stats_ref = jax.jit(lambda st, z, y: forward(gdef_ref, st, z, y))(st_ref, z, labels)
+    np.testing.assert_allclose(out_sh, out_ref, rtol=1e-3, atol=1e-4)
+    chex.assert_trees_all_close(stats_sh, stats_ref, rtol=1e-3, atol=1e-5)
+
+
+def test_registry_creates_every_image_model_by_name():
+    names = (
+        "lsun_g",
+        "lsun_d",
+        "dcgan_g",
+        "dcgan_d",
+        "digit_g",
+        "digit_d",
+        "conditional_g",
+        "conditional_d",
+    )
+    assert set(names) <= set(models.available())
+    for name in names:
+        m = _abstract(name)
+        assert isinstance(m, nnx.Module)
+        if name.endswith("_g"):
+            assert m.latent_dist == "uniform" and len(m.image_shape) == 3
+            assert "deconv_impl" in models.accepted_kwargs(name)
+    assert models.accepted_kwargs("dcgan_g")["g_batchnorm"] is True
+    assert models.accepted_kwargs("dcgan_d")["d_batchnorm"] is True
+    with pytest.raises(TypeError, match="did you mean 'g_batchnorm'"):
+        models.create("dcgan_g", rngs=nnx.Rngs(0), g_batchnrm=False)
+    with pytest.raises(ValueError, match="Did you mean"):
+        models.create("dcgan_gg", rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("key", ["dcgan32", "conditional28"])
+def test_bfloat16_compute_with_float32_params(key):
+    g, d = _small_pair(key, g={"dtype": jnp.bfloat16}, d={"dtype": jnp.bfloat16})
+    for m in (g, d):
+        assert {x.dtype for x in jax.tree.leaves(nnx.state(m, nnx.Param))} == {jnp.dtype("float32")}
+    labels = jnp.arange(4) % g.num_classes if g.num_classes else None
+    x = g(_latents(g), labels=labels)
+    chex.assert_type(x, jnp.bfloat16)
+    logits = d(x, labels=labels)
+    chex.assert_type(logits, jnp.bfloat16)
+    chex.assert_shape(logits, (4, 1))
+    chex.assert_tree_all_finite(logits)
+    assert {x.dtype for x in jax.tree.leaves(nnx.state(d, nnx.BatchStat))} == {jnp.dtype("float32")}
