@@ -15,21 +15,66 @@ from lsgan_jax.models import layers
 from lsgan_jax.models.layers import count_batchnorms, count_params
 
 
-def _create(name: str, **kwargs) -> nnx.Module:
-    return models.create(name, rngs=nnx.Rngs(0), **kwargs)
-
-
 def _abstract(name: str, **kwargs) -> nnx.Module:
     """Shapes only (no initialization compute): fast counts for the full-size models."""
-    return nnx.eval_shape(lambda: _create(name, **kwargs))
+    return nnx.eval_shape(lambda: models.create(name, rngs=nnx.Rngs(0), **kwargs))
+
+
+def _fill(path, leaf, rng: np.random.Generator):
+    kind = path[-2].key if len(path) >= 2 else None
+    shape, dtype = leaf.shape, leaf.dtype
+    if kind == "kernel":  # ~ unit-variance activations
+        fan_in = int(np.prod(shape[:-1]))
+        value = rng.normal(size=shape) / np.sqrt(fan_in)
+    elif kind == "scale":
+        value = 1.0 + 0.1 * rng.normal(size=shape)
+    elif kind == "var":
+        value = np.ones(shape)
+    elif kind == "mean":
+        value = np.zeros(shape)
+    else:  # biases
+        value = 0.1 * rng.normal(size=shape)
+    return jnp.asarray(value, dtype)
+
+
+def _create(name: str, seed: int = 0, **kwargs) -> nnx.Module:
+    """Builds ``name`` abstractly and fills its variables from NumPy (no per-shape JAX RNG compiles).
+
+    The real initializers are exercised in ``test_init_matches_official_ops`` and, abstractly, by
+    every ``nnx.eval_shape`` construction.
+    """
+    graphdef, state = nnx.split(_abstract(name, **kwargs))
+    rng = np.random.default_rng(seed)
+    state = jax.tree_util.tree_map_with_path(lambda p, x: _fill(p, x, rng), state)
+    return nnx.merge(graphdef, state)
+
+
+_JITTED: dict = {}
+
+
+def _apply(module: nnx.Module, x: jax.Array, labels=None, *, train: bool = True) -> jax.Array:
+    """``module(x, labels=labels, train=train)`` jitted (one compile per model and shapes, cached).
+
+    Functional: running statistics of ``module`` are not updated.
+    """
+    graphdef, state = nnx.split(module)
+    key = (graphdef, train)
+    if key not in _JITTED:
+
+        def fn(state, x, labels):
+            return nnx.merge(graphdef, state, copy=True)(x, labels=labels, train=train)
+
+        _JITTED[key] = jax.jit(fn)
+    return _JITTED[key](state, x, labels)
 
 
 def _latents(g, batch: int = 4, seed: int = 0) -> jax.Array:
-    return jax.random.uniform(jax.random.key(seed), (batch, g.latent_dim), minval=-1.0, maxval=1.0)
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.uniform(-1.0, 1.0, (batch, g.latent_dim)), jnp.float32)
 
 
-def _images(shape, batch: int = 4, seed: int = 1) -> jax.Array:
-    return jax.random.uniform(jax.random.key(seed), (batch, *shape), minval=-1.0, maxval=1.0)
+def _normal(shape, seed: int) -> jax.Array:
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,26 +110,30 @@ _DECONV_SIZES = [(4, 4, 8, 8), (4, 4, 7, 7), (3, 5, 5, 10), (5, 4, 10, 7)]
 @pytest.mark.parametrize("sizes", _DECONV_SIZES, ids=lambda s: "{}x{}->{}x{}".format(*s))
 def test_conv_transpose_impls_match_tf_oracle_values_and_grads(k, sizes):
     h, w, oh, ow = sizes
-    kx, kw, kg = jax.random.split(jax.random.key(k * 100 + h * 10 + ow), 3)
-    x = jax.random.normal(kx, (2, h, w, 3))
-    kernel = jax.random.normal(kw, (k, k, 3, 5))
-    cot = jax.random.normal(kg, (2, oh, ow, 5))
+    seed = k * 1000 + h * 100 + w * 10 + ow
+    x, kernel = _normal((2, h, w, 3), seed), _normal((k, k, 3, 5), seed + 1)
+    cot = _normal((2, oh, ow, 5), seed + 2)
     expected = _np_tf_conv2d_transpose(x, kernel, 2, (oh, ow))
+    impls = {
+        "conv_transpose": lambda x, kernel: layers.conv_transpose(
+            x, kernel, stride=2, output_size=(oh, ow)
+        ),
+        "subpixel": lambda x, kernel: layers.subpixel_conv_transpose(
+            x, kernel, output_size=(oh, ow)
+        ),
+    }
 
-    def run(fn):
-        def loss(x, kernel):
-            y = fn(x, kernel)
-            return jnp.sum(y * cot), y
+    @jax.jit
+    def run(x, kernel):  # both impls in one compile: outputs and grads wrt (x, kernel)
+        out = {}
+        for name, fn in impls.items():
+            y, vjp = jax.vjp(fn, x, kernel)
+            out[name] = (y, *vjp(cot))
+        return out
 
-        (_, y), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(x, kernel)
-        return y, grads
-
-    y_ct, (gx_ct, gw_ct) = run(
-        lambda x, kernel: layers.conv_transpose(x, kernel, stride=2, output_size=(oh, ow))
-    )
-    y_sp, (gx_sp, gw_sp) = run(
-        lambda x, kernel: layers.subpixel_conv_transpose(x, kernel, output_size=(oh, ow))
-    )
+    res = run(x, kernel)
+    y_ct, gx_ct, gw_ct = res["conv_transpose"]
+    y_sp, gx_sp, gw_sp = res["subpixel"]
     chex.assert_shape([y_ct, y_sp], (2, oh, ow, 5))
     np.testing.assert_allclose(y_ct, expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(y_sp, expected, rtol=1e-4, atol=1e-4)
@@ -102,7 +151,7 @@ def test_conv_transpose_impls_match_tf_oracle_values_and_grads(k, sizes):
 
 @pytest.mark.parametrize("k", [3, 5])
 def test_stride1_conv_transpose_matches_tf_oracle(k):
-    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
+    x = _normal((2, 5, 6, 3), 0)
     layer = layers.ConvTranspose(3, 4, kernel_size=k, stride=1, rngs=nnx.Rngs(0))
     y = layer(x)
     expected = _np_tf_conv2d_transpose(x, layer.kernel[...], 1, (5, 6))
@@ -110,7 +159,7 @@ def test_stride1_conv_transpose_matches_tf_oracle(k):
 
 
 def test_conv_transpose2x_module_impls_share_parameters():
-    x = jax.random.normal(jax.random.key(0), (2, 4, 4, 6))
+    x = _normal((2, 4, 4, 6), 0)
     a = layers.ConvTranspose2x(6, 3, kernel_size=5, impl="conv_transpose", rngs=nnx.Rngs(0))
     b = layers.ConvTranspose2x(6, 3, kernel_size=5, impl="subpixel", rngs=nnx.Rngs(0))
     chex.assert_trees_all_equal(nnx.state(a, nnx.Param), nnx.state(b, nnx.Param))
@@ -211,21 +260,28 @@ def test_forward_shapes_ranges_and_raw_logits(key):
     g, d = _small_pair(key)
     labels = jnp.arange(4) % g.num_classes if g.num_classes else None
     z = _latents(g)
-    x = g(z, labels=labels)
-    h, w, c = g.image_shape
-    chex.assert_shape(x, (4, h, w, c))
-    chex.assert_type(x, jnp.float32)
-    assert np.all(np.abs(np.asarray(x)) <= 1.0)
-    assert g.image_shape == d.image_shape and g.num_classes == d.num_classes
-    x_eval = g(z, labels=labels, train=False)
-    chex.assert_shape(x_eval, x.shape)
-    logits = d(x, labels=labels)
-    chex.assert_shape(logits, (4, 1))
-    chex.assert_type(logits, jnp.float32)
-    # Raw logits: the output is the final linear layer itself, no sigmoid on top.
+    (g_def, g_state), (d_def, d_state) = nnx.split(g), nnx.split(d)
+    # Raw logits: with the final linear layer set to (0, -3) the output is exactly -3 (no sigmoid).
     d.out.kernel[...] = jnp.zeros_like(d.out.kernel[...])
     d.out.bias[...] = jnp.full_like(d.out.bias[...], -3.0)
-    np.testing.assert_array_equal(d(x, labels=labels, train=False), -3.0)
+    d_state_const = nnx.state(d)
+
+    @jax.jit  # one compile for all calls
+    def run(g_state, d_state, d_state_const, z, labels):
+        x = nnx.merge(g_def, g_state, copy=True)(z, labels=labels, train=True)
+        x_eval = nnx.merge(g_def, g_state, copy=True)(z, labels=labels, train=False)
+        logits = nnx.merge(d_def, d_state, copy=True)(x, labels=labels, train=True)
+        const = nnx.merge(d_def, d_state_const, copy=True)(x, labels=labels, train=False)
+        return x, x_eval, logits, const
+
+    x, x_eval, logits, const = run(g_state, d_state, d_state_const, z, labels)
+    h, w, c = g.image_shape
+    chex.assert_shape([x, x_eval], (4, h, w, c))
+    chex.assert_type([x, x_eval, logits], jnp.float32)
+    assert np.all(np.abs(np.asarray(x)) <= 1.0) and np.std(np.asarray(x)) > 1e-3
+    assert g.image_shape == d.image_shape and g.num_classes == d.num_classes
+    chex.assert_shape([logits, const], (4, 1))
+    np.testing.assert_array_equal(const, -3.0)
 
 
 def test_expected_intermediate_sizes():
@@ -244,38 +300,35 @@ def test_expected_intermediate_sizes():
 
 def test_conditional_generator_output_switch_and_labels():
     g, d = _small_pair("conditional28")
+    small = dict(num_classes=10, base_features=4, label_features=5, latent_dim=8)
+    g_sig = _create("conditional_g", output="sigmoid", **small)
     z = _latents(g)
     labels = jnp.array([0, 3, 9, 3])
-    g_sig = _create(
-        "conditional_g",
-        num_classes=10,
-        base_features=4,
-        label_features=5,
-        latent_dim=8,
-        output="sigmoid",
-    )
-    x_sig = g_sig(z, labels=labels)
-    x_tanh = g(z, labels=labels)
+    x_sig, x_tanh = _apply(g_sig, z, labels), _apply(g, z, labels)
     assert np.all((np.asarray(x_sig) >= 0) & (np.asarray(x_sig) <= 1))
-    # Same parameters (same seed): sigmoid(a) = (tanh(a / 2) + 1) / 2 is not tanh(a), but both
-    # are monotone in the same pre-activation, so the orderings agree.
-    np.testing.assert_array_equal(np.argsort(x_sig.ravel()), np.argsort(x_tanh.ravel()))
-    # Int ids == one-hot rows; labels change the output.
+    assert np.any(np.asarray(x_tanh) < 0)
+    # Same parameters (same seed): sigmoid(a) = (tanh(a / 2) + 1) / 2 and tanh(a) are monotone
+    # in the same pre-activation a, so tanh(a) = tanh(2 artanh(2 sigmoid(a) - 1)).
+    x_from_sig = np.tanh(2.0 * np.arctanh(np.clip(2.0 * np.asarray(x_sig, np.float64) - 1, -1, 1)))
+    np.testing.assert_allclose(x_from_sig, x_tanh, atol=2e-3)
+    # Int ids == one-hot rows; other labels change the output.
     onehot = jax.nn.one_hot(labels, 10)
-    np.testing.assert_allclose(g(z, labels=onehot, train=False), g(z, labels=labels, train=False))
-    np.testing.assert_allclose(d(x_tanh, labels=onehot), d(x_tanh, labels=labels), rtol=1e-6)
-    assert not np.allclose(g(z, labels=labels, train=False), g(z, labels=labels + 1, train=False))
+    np.testing.assert_allclose(_apply(g, z, onehot), x_tanh, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_apply(d, x_tanh, onehot), _apply(d, x_tanh, labels), rtol=1e-5)
+    assert not np.allclose(_apply(g, z, (labels + 1) % 10), x_tanh)
     with pytest.raises(ValueError, match="class-conditional"):
         g(z)
     with pytest.raises(ValueError, match="labels"):
         d(x_tanh, labels=jnp.zeros((4, 3)))
-    assert g.num_classes == 10 and g.latent_dist == "uniform"
+    with pytest.raises(ValueError, match="batch size"):
+        d(x_tanh, labels=labels[:2])
+    assert g.num_classes == 10 and g.latent_dist == "uniform" and g.image_shape == (28, 28, 1)
 
 
 def test_unconditional_models_ignore_labels_and_validate_inputs():
     g, d = _small_pair("dcgan32")
     z = _latents(g)
-    np.testing.assert_array_equal(g(z, train=False), g(z, labels=jnp.arange(4), train=False))
+    np.testing.assert_array_equal(_apply(g, z), _apply(g, z, jnp.arange(4)))
     assert g.num_classes == 0 and d.num_classes == 0 and g.latent_dist == "uniform"
     with pytest.raises(ValueError, match="z of shape"):
         g(jnp.zeros((4, g.latent_dim + 1)))
@@ -283,6 +336,8 @@ def test_unconditional_models_ignore_labels_and_validate_inputs():
         d(jnp.zeros((4, 16, 16, 3)))
     with pytest.raises(ValueError, match="multiple of 16"):
         _abstract("lsun_g", image_size=100)
+    with pytest.raises(ValueError, match="deconv impl"):
+        _abstract("dcgan_g", deconv_impl="fast")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,35 +362,48 @@ def test_batchnorm_switch_removes_every_batchnorm(name, kwargs, n_with):
 
 
 def test_init_matches_official_ops():
-    g = _create("dcgan_g", base_features=16, image_size=32)
-    d = _create("dcgan_d", base_features=16, image_size=32)
-    deconv = np.asarray(g.deconvs[1].kernel[...])
-    assert abs(deconv.std() - 0.02) < 0.002 and np.abs(deconv).max() > 0.04  # not truncated
-    conv = np.asarray(d.convs[1].kernel[...])
-    assert abs(conv.std() - 0.02 * 0.88) < 0.002 and np.abs(conv).max() <= 0.04  # 2-sigma cut
-    assert abs(np.asarray(g.project.kernel[...]).std() - 0.02) < 0.002
-    for m in (g, d):
-        for _, node in nnx.iter_graph(m):
-            if isinstance(node, nnx.BatchNorm):
-                np.testing.assert_array_equal(node.scale[...], 1.0)
-                np.testing.assert_array_equal(node.bias[...], 0.0)
-                assert node.momentum == 0.9 and node.epsilon == 1e-5
-    for p in (g.deconvs[0].bias, d.convs[0].bias, d.out.bias):
-        np.testing.assert_array_equal(p[...], 0.0)
-    d_stab = _create("dcgan_d", base_features=16, image_size=32, bn_scale_std=0.02)
-    gamma = np.asarray(d_stab.norms[2].scale[...])
-    assert abs(gamma.mean() - 1.0) < 0.01 and 0.01 < gamma.std() < 0.03
+    """The layer factories every image model is built from initialize as xudonmao ``ops.py``."""
+    rngs = nnx.Rngs(0)
+    deconv = layers.ConvTranspose2x(64, 32, kernel_size=5, rngs=rngs)
+    conv = layers.conv2d(64, 32, kernel_size=5, dtype=None, rngs=rngs)
+    dense = layers.linear(256, 128, dtype=None, rngs=rngs)
+    w = np.asarray(deconv.kernel[...])
+    assert abs(w.std() - 0.02) < 0.001 and np.abs(w).max() > 0.06  # N(0, 0.02), not truncated
+    w = np.asarray(conv.kernel[...])  # truncated at 2 sigma: std 0.02 * 0.8796
+    assert abs(w.std() - 0.02 * 0.8796) < 0.001 and np.abs(w).max() <= 0.04
+    assert abs(np.asarray(dense.kernel[...]).std() - 0.02) < 0.001
+    for b in (deconv.bias, conv.bias, dense.bias):
+        np.testing.assert_array_equal(b[...], 0.0)
+    bn = layers.batch_norm(512, axis_name=None, dtype=None, rngs=rngs)
+    np.testing.assert_array_equal(bn.scale[...], 1.0)
+    np.testing.assert_array_equal(bn.bias[...], 0.0)
+    assert bn.momentum == 0.9 and bn.epsilon == 1e-5  # TF decay 0.9, eps 1e-5
+    bn = layers.batch_norm(512, axis_name=None, dtype=None, rngs=rngs, scale_std=0.02)
+    gamma = np.asarray(bn.scale[...])  # stability_comparison/*/ops.py: gamma ~ N(1, 0.02)
+    assert abs(gamma.mean() - 1.0) < 0.005 and 0.015 < gamma.std() < 0.025
+    # The models wire bn_scale_std through to every BatchNorm.
+    d = _abstract("dcgan_d", bn_scale_std=0.02)
+    assert count_batchnorms(d) == 3
 
 
 def test_train_updates_running_stats_eval_does_not():
     g, _ = _small_pair("dcgan32")
-    before = nnx.state(g, nnx.BatchStat)
+    graphdef, state = nnx.split(g)
     z = _latents(g)
-    g(z, train=False)
-    chex.assert_trees_all_equal(nnx.state(g, nnx.BatchStat), before)
-    g(z, train=True)
-    after = jax.tree.leaves(nnx.state(g, nnx.BatchStat))
-    assert not any(np.allclose(a, b) for a, b in zip(after, jax.tree.leaves(before), strict=True))
+
+    @jax.jit
+    def stats_after(state, z):
+        out = {}
+        for train in (False, True):
+            m = nnx.merge(graphdef, state, copy=True)
+            m(z, train=train)
+            out[train] = jax.tree.leaves(nnx.state(m, nnx.BatchStat))
+        return out
+
+    res = stats_after(state, z)
+    before = jax.tree.leaves(nnx.state(g, nnx.BatchStat))
+    chex.assert_trees_all_equal(res[False], before)
+    assert not any(np.allclose(a, b) for a, b in zip(res[True], before, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,16 +419,23 @@ def test_model_deconv_impls_agree(key):
     gd_sp, params_sp, _ = nnx.split(g_sp, nnx.Param, ...)
     chex.assert_trees_all_equal(params, params_sp)  # same parameters: checkpoints interchange
     z = _latents(g_ct)
-    cot = jax.random.normal(jax.random.key(5), (4, *g_ct.image_shape))
+    cot = _normal((4, *g_ct.image_shape), 5)
 
     def loss(graphdef, params, rest, z):
         m = nnx.merge(graphdef, params, rest, copy=True)
         return jnp.sum(m(z, train=True) * cot)
 
-    val_ct, grad_ct = jax.value_and_grad(loss, argnums=1)(gd_ct, params, rest, z)
-    val_sp, grad_sp = jax.value_and_grad(loss, argnums=1)(gd_sp, params, rest, z)
+    @jax.jit
+    def both(params, rest, z):
+        grad = jax.value_and_grad(loss, argnums=1)
+        return grad(gd_ct, params, rest, z), grad(gd_sp, params, rest, z)
+
+    (val_ct, grad_ct), (val_sp, grad_sp) = both(params, rest, z)
     np.testing.assert_allclose(val_sp, val_ct, rtol=1e-4)
-    chex.assert_trees_all_close(grad_sp, grad_ct, rtol=2e-3, atol=1e-5)
+    # Float tolerance relative to the gradient scale (biases before a train-mode BN have an exact
+    # zero gradient, computed as rounding noise by both impls).
+    scale = max(float(np.abs(x).max()) for x in jax.tree.leaves(grad_ct))
+    chex.assert_trees_all_close(grad_sp, grad_ct, rtol=1e-3, atol=1e-5 * scale)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,9 +514,9 @@ def test_bfloat16_compute_with_float32_params(key):
     for m in (g, d):
         assert {x.dtype for x in jax.tree.leaves(nnx.state(m, nnx.Param))} == {jnp.dtype("float32")}
     labels = jnp.arange(4) % g.num_classes if g.num_classes else None
-    x = g(_latents(g), labels=labels)
+    x = _apply(g, _latents(g), labels)
     chex.assert_type(x, jnp.bfloat16)
-    logits = d(x, labels=labels)
+    logits = _apply(d, x, labels)
     chex.assert_type(logits, jnp.bfloat16)
     chex.assert_shape(logits, (4, 1))
     chex.assert_tree_all_finite(logits)

@@ -93,6 +93,6 @@ def test_unknown_sweep_and_field_errors(tmp_path):
 
 
 def test_shipped_sweeps_load():
-    for name in ("codings_lr",):
+    for name in ("codings_lr", "welfert_ring"):
         sw = sweep.load_sweep(name)
         assert sw.points and sw.module.startswith("experiments.")

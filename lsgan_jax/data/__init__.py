@@ -1,5 +1,8 @@
 """On-device data: 2-D Gaussian mixtures (``mixtures``); image pipelines live in sibling modules.
 
+Images: ``from lsgan_jax.data import images`` (TFDS ArrayRecord + grain pipeline), with the
+offline TFDS builders in ``builders`` and the ``python -m lsgan_jax.data.prepare`` CLI.
+
 Keep this file light: it must not import heavy optional dependencies (TFDS, grain).
 """
 

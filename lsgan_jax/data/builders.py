@@ -47,6 +47,7 @@ __all__ = [
     "FolderConfig",
     "LsganDigits",
     "LsganFolderImages",
+    "center_square_box",
     "digits_uint8",
     "folder_builder",
     "list_image_files",
@@ -209,7 +210,7 @@ class LsganFolderImages(tfds.core.GeneratorBasedBuilder):
     """A folder of images as an ArrayRecord TFDS dataset (``lsgan_folder_images``), one split.
 
     Build it with :func:`folder_builder` (which makes the per-folder config). Each image is read
-    with PIL, converted to RGB (or L), center-cropped to the largest centered square and resized
+    with PIL, turned upright (EXIF orientation), converted to RGB (or L), center-cropped to the largest centered square and resized
     to ``image_size`` with PIL's bilinear filter (antialiased when shrinking), then stored as PNG
     (lossless). Unreadable files are skipped with a warning.
     """
@@ -248,7 +249,7 @@ class LsganFolderImages(tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples()}
 
     def _generate_examples(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image, ImageOps  # noqa: PLC0415
 
         cfg: FolderConfig = self.builder_config
         labelled = _labelled(cfg.files)
@@ -259,7 +260,7 @@ class LsganFolderImages(tfds.core.GeneratorBasedBuilder):
         for rel in cfg.files:
             try:
                 with Image.open(os.path.join(cfg.root, rel)) as im:
-                    im = im.convert(mode)
+                    im = ImageOps.exif_transpose(im).convert(mode)  # phone photos: upright
                     box = center_square_box(*im.size)
                     im = im.resize((size, size), Image.Resampling.BILINEAR, box=box)
             except (OSError, ValueError) as err:  # PIL.UnidentifiedImageError is an OSError

@@ -127,7 +127,7 @@ class DatasetSpec:
       num_classes: label range; 1 for unlabelled datasets (every label is 0).
       crop: ``"none"``, ``"square"`` or ``"center:H[xW]"`` (see the module docstring).
       how_to_prepare: what to run once to make it readable.
-      approx_disk: download and prepared size (downloads from TFDS's checksum files).
+      approx_disk: download size (from TFDS's checksum files) and prepared size (approximate).
       label_key: the TFDS feature holding the class, or ``None`` (unlabelled).
       transpose: swap H and W when reading (EMNIST is stored transposed).
       splits: the dataset's split names.
@@ -449,9 +449,9 @@ def _check_array_record(name: str, builder: Any, data_dir: str) -> None:
         found = ", ".join(sorted(f.value for f in formats)) or "unknown"
         raise DatasetNotPreparedError(
             f"Dataset {name!r} in {os.fspath(builder.data_path)} is prepared as {found}, which "
-            "needs TensorFlow to read; training reads ArrayRecord. Re-prepare it into another "
-            f"data_dir (or delete that folder first):\n  {TF_INSTALL}\n  "
-            f"{PREPARE_CMD.format(name=name, data_dir=data_dir + '_array_record')}"
+            "needs TensorFlow to read; training reads ArrayRecord. Re-prepare it as ArrayRecord "
+            f"into another data_dir (or delete that folder first):\n  {TF_INSTALL}\n  "
+            f"{PREPARE_CMD.format(name=name, data_dir='NEW_DATA_DIR')}"
         )
 
 
@@ -631,7 +631,7 @@ def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
     out = np.empty((b, size, size, c), np.float32)
     for i in range(b):
         for k in range(c):
-            plane = Image.fromarray(np.ascontiguousarray(images[i, :, :, k], np.float32), "F")
+            plane = Image.fromarray(np.ascontiguousarray(images[i, :, :, k], np.float32))
             out[i, :, :, k] = np.asarray(plane.resize((size, size), Image.Resampling.BILINEAR))
     return out
 
@@ -711,16 +711,25 @@ class _BatchIndices:
 
     Positions ``k·B … k·B + B − 1`` of an endless stream over this process's ``n`` examples; in
     epoch ``e`` the stream visits them in the order of a fresh permutation seeded by
-    ``(seed, e)``. Vectorized (grain's per-example ``index_shuffle`` costs ~30 µs/example, which
+    ``(seed, process, e)``. Vectorized (grain's per-example ``index_shuffle`` costs ~30 µs/example, which
     alone capped tiny-image pipelines at ~20k images/s), and it keeps grain's iterator state to
     one number, the step.
     """
 
     def __init__(
-        self, start: int, stop: int, batch: int, seed: int, shuffle: bool, total: int | None
+        self,
+        start: int,
+        stop: int,
+        batch: int,
+        *,
+        seed: int,
+        process_index: int,
+        shuffle: bool,
+        total: int | None,
     ):
         self.start, self.n, self.batch = start, stop - start, batch
-        self.seed, self.shuffle, self.total = seed, shuffle, total
+        self.seed, self.process_index = seed, process_index
+        self.shuffle, self.total = shuffle, total
 
         self._perms: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -737,7 +746,7 @@ class _BatchIndices:
     def _permutation(self, epoch: int) -> np.ndarray:
         perm = self._perms.get(epoch)
         if perm is None:  # two threads may both compute it: same result, harmless
-            rng = np.random.default_rng([self.seed, epoch])
+            rng = np.random.default_rng([self.seed, self.process_index, epoch])
             perm = rng.permutation(self.n).astype(np.int32 if self.n < 2**31 else np.int64)
             with self._lock:
                 self._perms[epoch] = perm
@@ -893,7 +902,9 @@ def make_iterator(
     seed = _seed_entropy(seed)
 
     if isinstance(name_or_source, str):
-        source, _ = load_source(name_or_source, split=split, data_dir=data_dir, image_size=image_size)
+        source, _ = load_source(
+            name_or_source, split=split, data_dir=data_dir, image_size=image_size
+        )
         crop = source.spec.crop if crop is None else crop
     else:
         source = name_or_source
@@ -924,7 +935,9 @@ def make_iterator(
     else:
         total = (stop - start) * num_epochs
         num_batches = total // batch if drop_remainder else -(-total // batch)
-    indices = _BatchIndices(start, stop, batch, seed, shuffle, total)
+    indices = _BatchIndices(
+        start, stop, batch, seed=seed, process_index=process_index, shuffle=shuffle, total=total
+    )
     ds = grain.MapDataset.range(num_batches).map(
         _BatchLoader(indices, loader_source, image_size, crop)
     )

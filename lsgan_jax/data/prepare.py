@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("name", nargs="?", help="dataset name (see --list) or folder:/path")
     parser.add_argument(
-        "--data_dir", default=None, help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)"
+        "--data_dir",
+        default=None,
+        help="TFDS data dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)",
     )
     parser.add_argument("--image_size", type=int, default=None, help="size for folder: datasets")
     parser.add_argument("--list", action="store_true", help="print the dataset table and exit")

@@ -59,6 +59,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.nnx.nn.dtypes import promote_dtype
 
 __all__ = [
     "CONV_INIT",
@@ -430,7 +431,7 @@ class ConvTranspose(nnx.Module):
             )
         kernel = self.kernel[...]
         bias = None if self.bias is None else self.bias[...]
-        x, kernel, bias = nnx.dtypes.promote_dtype((x, kernel, bias), dtype=self.dtype)
+        x, kernel, bias = promote_dtype((x, kernel, bias), dtype=self.dtype)
         if self.stride == 2 and resolve_deconv_impl(self.impl) == "subpixel":
             y = subpixel_conv_transpose(x, kernel, output_size=output_size)
         else:
