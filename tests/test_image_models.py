@@ -15,6 +15,16 @@ from lsgan_jax.models import layers
 from lsgan_jax.models.layers import count_batchnorms, count_params
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fast_compiles():
+    """XLA -O0 for this module: these tests check numbers, and compiling dominates their time on
+    2 CPU cores (about 40 % less). Restored afterwards; jit caches are keyed on the setting."""
+    old = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", old)
+
+
 def _abstract(name: str, **kwargs) -> nnx.Module:
     """Shapes only (no initialization compute): fast counts for the full-size models."""
     return nnx.eval_shape(lambda: models.create(name, rngs=nnx.Rngs(0), **kwargs))
@@ -106,56 +116,54 @@ def _np_tf_conv2d_transpose(x, w_flax, stride, out_hw):
 _DECONV_SIZES = [(4, 4, 8, 8), (4, 4, 7, 7), (3, 5, 5, 10), (5, 4, 10, 7)]
 
 
-@pytest.mark.parametrize("k", [3, 4, 5])
 @pytest.mark.parametrize("sizes", _DECONV_SIZES, ids=lambda s: "{}x{}->{}x{}".format(*s))
-def test_conv_transpose_impls_match_tf_oracle_values_and_grads(k, sizes):
+def test_conv_transpose_impls_match_tf_oracle_values_and_grads(sizes):
+    """Both impls == TF oracle; subpixel grads wrt x and kernel == conv_transpose grads (k=3,4,5)."""
     h, w, oh, ow = sizes
-    seed = k * 1000 + h * 100 + w * 10 + ow
-    x, kernel = _normal((2, h, w, 3), seed), _normal((k, k, 3, 5), seed + 1)
-    cot = _normal((2, oh, ow, 5), seed + 2)
-    expected = _np_tf_conv2d_transpose(x, kernel, 2, (oh, ow))
-    impls = {
-        "conv_transpose": lambda x, kernel: layers.conv_transpose(
-            x, kernel, stride=2, output_size=(oh, ow)
-        ),
-        "subpixel": lambda x, kernel: layers.subpixel_conv_transpose(
-            x, kernel, output_size=(oh, ow)
-        ),
-    }
+    seed = h * 100 + w * 10 + ow
+    x = _normal((2, h, w, 3), seed)
+    kernels = {k: _normal((k, k, 3, 5), seed + k) for k in (3, 4, 5)}
+    cot = _normal((2, oh, ow, 5), seed + 1)
 
     @jax.jit
-    def run(x, kernel):  # both impls in one compile: outputs and grads wrt (x, kernel)
+    def run(x, kernels):  # every k and both impls in one compile: outputs, grads wrt (x, w)
         out = {}
-        for name, fn in impls.items():
-            y, vjp = jax.vjp(fn, x, kernel)
-            out[name] = (y, *vjp(cot))
+        for k, kernel in kernels.items():
+            for name, fn in (
+                ("ct", lambda x, w: layers.conv_transpose(x, w, stride=2, output_size=(oh, ow))),
+                ("sp", lambda x, w: layers.subpixel_conv_transpose(x, w, output_size=(oh, ow))),
+            ):
+                y, vjp = jax.vjp(fn, x, kernel)
+                out[k, name] = (y, *vjp(cot))
         return out
 
-    res = run(x, kernel)
-    y_ct, gx_ct, gw_ct = res["conv_transpose"]
-    y_sp, gx_sp, gw_sp = res["subpixel"]
-    chex.assert_shape([y_ct, y_sp], (2, oh, ow, 5))
-    np.testing.assert_allclose(y_ct, expected, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(y_sp, expected, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(gx_sp, gx_ct, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(gw_sp, gw_ct, rtol=1e-4, atol=1e-4)
-    # Independent check of the kernel gradient at tap (0, 0): d/dw[0,0,i,o] of sum(y * cot).
-    gw_np = np.zeros((3, 5))
-    for i in range(3):
-        for o in range(5):
-            e = np.zeros(kernel.shape)
-            e[0, 0, i, o] = 1.0
-            gw_np[i, o] = np.sum(_np_tf_conv2d_transpose(x, e, 2, (oh, ow)) * np.asarray(cot))
-    np.testing.assert_allclose(gw_sp[0, 0], gw_np, rtol=1e-4, atol=1e-4)
+    res = run(x, kernels)
+    for k, kernel in kernels.items():
+        y_ct, gx_ct, gw_ct = res[k, "ct"]
+        y_sp, gx_sp, gw_sp = res[k, "sp"]
+        expected = _np_tf_conv2d_transpose(x, kernel, 2, (oh, ow))
+        chex.assert_shape([y_ct, y_sp], (2, oh, ow, 5))
+        np.testing.assert_allclose(y_ct, expected, rtol=1e-4, atol=1e-4, err_msg=f"k={k}")
+        np.testing.assert_allclose(y_sp, expected, rtol=1e-4, atol=1e-4, err_msg=f"k={k}")
+        np.testing.assert_allclose(gx_sp, gx_ct, rtol=1e-4, atol=1e-4, err_msg=f"k={k}")
+        np.testing.assert_allclose(gw_sp, gw_ct, rtol=1e-4, atol=1e-4, err_msg=f"k={k}")
+        # Independent check of the kernel gradient at tap (0, 0): d/dw[0,0,i,o] of sum(y * cot).
+        gw_np = np.zeros((3, 5))
+        for i in range(3):
+            for o in range(5):
+                e = np.zeros(kernel.shape)
+                e[0, 0, i, o] = 1.0
+                gw_np[i, o] = np.sum(_np_tf_conv2d_transpose(x, e, 2, (oh, ow)) * np.asarray(cot))
+        np.testing.assert_allclose(gw_sp[0, 0], gw_np, rtol=1e-4, atol=1e-4, err_msg=f"k={k}")
 
 
-@pytest.mark.parametrize("k", [3, 5])
-def test_stride1_conv_transpose_matches_tf_oracle(k):
+def test_stride1_conv_transpose_matches_tf_oracle():
     x = _normal((2, 5, 6, 3), 0)
-    layer = layers.ConvTranspose(3, 4, kernel_size=k, stride=1, rngs=nnx.Rngs(0))
-    y = layer(x)
-    expected = _np_tf_conv2d_transpose(x, layer.kernel[...], 1, (5, 6))
-    np.testing.assert_allclose(y, expected + np.asarray(layer.bias[...]), rtol=1e-4, atol=1e-5)
+    for k in (3, 4, 5):
+        kernel = _normal((k, k, 3, 4), k)
+        y = jax.jit(lambda x, w: layers.conv_transpose(x, w, stride=1))(x, kernel)
+        expected = _np_tf_conv2d_transpose(x, kernel, 1, (5, 6))
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_conv_transpose2x_module_impls_share_parameters():
@@ -163,8 +171,11 @@ def test_conv_transpose2x_module_impls_share_parameters():
     a = layers.ConvTranspose2x(6, 3, kernel_size=5, impl="conv_transpose", rngs=nnx.Rngs(0))
     b = layers.ConvTranspose2x(6, 3, kernel_size=5, impl="subpixel", rngs=nnx.Rngs(0))
     chex.assert_trees_all_equal(nnx.state(a, nnx.Param), nnx.state(b, nnx.Param))
-    np.testing.assert_allclose(a(x), b(x), rtol=1e-5, atol=1e-5)
-    chex.assert_shape(a(x, output_size=(7, 7)), (2, 7, 7, 3))
+    y_a, y_b, y_7 = jax.jit(lambda x: (a(x), b(x), b(x, output_size=(7, 7))))(x)
+    np.testing.assert_allclose(y_a, y_b, rtol=1e-5, atol=1e-5)
+    chex.assert_shape(y_7, (2, 7, 7, 3))
+    expected = _np_tf_conv2d_transpose(x, a.kernel[...], 2, (8, 8)) + np.asarray(a.bias[...])
+    np.testing.assert_allclose(y_b, expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="only to sizes 7..8"):
         a(x, output_size=(6, 6))
     with pytest.raises(ValueError, match="deconv impl"):
@@ -229,7 +240,6 @@ def test_lsun_architecture_matches_vgg_py():
 _SMALL = {
     "dcgan28": ("dcgan_g", "dcgan_d", dict(image_size=28, channels=1), {}),
     "dcgan32": ("dcgan_g", "dcgan_d", dict(image_size=32, channels=3), {}),
-    "dcgan64": ("dcgan_g", "dcgan_d", dict(image_size=64, channels=3), {}),
     "dcgan128": ("dcgan_g", "dcgan_d", dict(image_size=128, channels=3), {}),
     "dcgan64_k4": ("dcgan_g", "dcgan_d", dict(image_size=64, kernel_size=4), {}),
     "lsun112": ("lsun_g", "lsun_d", dict(image_size=112), {}),
@@ -328,7 +338,15 @@ def test_conditional_generator_output_switch_and_labels():
 def test_unconditional_models_ignore_labels_and_validate_inputs():
     g, d = _small_pair("dcgan32")
     z = _latents(g)
-    np.testing.assert_array_equal(_apply(g, z), _apply(g, z, jnp.arange(4)))
+    g_def, g_state = nnx.split(g)
+
+    @jax.jit
+    def both(state, z, labels):
+        m = nnx.merge(g_def, state, copy=True)
+        return m(z, train=False), m(z, labels=labels, train=False)
+
+    without, with_labels = both(g_state, z, jnp.arange(4))
+    np.testing.assert_array_equal(without, with_labels)
     assert g.num_classes == 0 and d.num_classes == 0 and g.latent_dist == "uniform"
     with pytest.raises(ValueError, match="z of shape"):
         g(jnp.zeros((4, g.latent_dim + 1)))
@@ -411,7 +429,7 @@ def test_train_updates_running_stats_eval_does_not():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["digit28", "lsun112"])
+@pytest.mark.parametrize("key", ["digit28"])  # includes the odd 4 -> 7 deconv
 def test_model_deconv_impls_agree(key):
     g_ct, _ = _small_pair(key, g={"deconv_impl": "conv_transpose"})
     g_sp, _ = _small_pair(key, g={"deconv_impl": "subpixel"})

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lsgan_jax.training import loop
-from lsgan_jax.training.checkpoint import CheckpointError, Checkpointer
+from lsgan_jax.training.checkpoint import Checkpointer, CheckpointError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,13 +10,15 @@ released at :data:`PYTORCH_FID_WEIGHTS_URL`. It is the TensorFlow FID graph
 (``inception-2015-12-05.tgz``, the one TTUR's original FID code uses) ported to PyTorch by
 pytorch-fid; the 8 hex digits in the name are the prefix of the file's sha256 (the torch.hub
 naming convention). torch-fidelity publishes the same bytes as
-``weights-inception-2015-12-05-6726825d.pth``. The full hash above is the one recorded by several
-independent projects that pin this file (mmgeneration/mmagic's ``tf_inception_v3`` entry among
-them); :func:`load_pytorch_fid_weights` refuses any other file unless told otherwise.
+``weights-inception-2015-12-05-6726825d.pth``. The full hash and size above are the ones that
+several independent public projects pin for this URL/file (found by a code search; the hash starts
+with the file name's ``6726825d``, as the convention requires). :func:`load_pytorch_fid_weights`
+refuses any other file unless told otherwise.
 
 No PyTorch is needed: :func:`read_torch_state_dict` reads both of ``torch.save``'s formats (the
-legacy pickle stream, which the 2019 file uses, and the zip archive of torch >= 1.6) with a
-restricted unpickler that only builds plain tensors (it cannot run code from the file). The
+legacy pickle stream of torch < 1.6, current when the file was made in 2019, and the zip archive
+of torch >= 1.6), so the file's exact format does not matter, with a restricted unpickler that
+only builds plain tensors (it cannot run code from the file). The
 state dict is converted once (:func:`convert_state_dict`: OIHW -> HWIO kernels, BatchNorm names)
 and cached as ``.npz`` in :func:`default_cache_dir`, so later loads take ~1 s and the ``.pth`` may
 be deleted.
@@ -79,7 +81,11 @@ class WeightsUnavailableError(FileNotFoundError):
 
 
 def default_cache_dir() -> Path:
-    """Cache directory: ``$LSGAN_JAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/lsgan_jax``, else ``~/.cache/lsgan_jax``."""
+    """Cache directory.
+
+    Returns:
+        ``$LSGAN_JAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/lsgan_jax``, else ``~/.cache/lsgan_jax``.
+    """
     env = os.environ.get("LSGAN_JAX_CACHE_DIR")
     if env:
         return Path(env).expanduser()
@@ -287,9 +293,8 @@ def read_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]
     """Reads a ``torch.save``-d state dict of tensors into NumPy arrays, without PyTorch.
 
     Both serialization formats are supported: the zip archive (torch >= 1.6 default) and the
-    legacy pickle stream (``_use_new_zipfile_serialization=False``; what the 2019 pytorch-fid
-    file uses). Unpickling is restricted to ``OrderedDict`` and tensor rebuilds, so a malicious
-    file cannot run code.
+    legacy pickle stream (torch < 1.6, or ``_use_new_zipfile_serialization=False``). Unpickling
+    is restricted to ``OrderedDict`` and tensor rebuilds, so a malicious file cannot run code.
 
     Args:
         path: The ``.pth`` file.
@@ -331,7 +336,8 @@ def convert_state_dict(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
     Returns:
         ``{"Mixed_5b/branch1x1/conv/kernel": float32 array, …}``. Completeness and shapes are
-        checked when the dict is loaded into a model (:func:`lsgan_jax.metrics.inception.load_params`).
+        checked when the dict is loaded into a model
+        (:func:`lsgan_jax.metrics.inception.load_params`).
 
     Raises:
         ValueError: A key that pytorch-fid's network does not have (e.g. ``AuxLogits.*`` of
@@ -522,7 +528,8 @@ def load_pytorch_fid_weights(
     sha = sha256_file(path)
     if expected_sha256 is not None and sha != expected_sha256:
         raise ValueError(
-            f"{path} has sha256 {sha}, expected {expected_sha256} ({PYTORCH_FID_WEIGHTS_FILENAME}). "
+            f"{path} has sha256 {sha}, expected {expected_sha256} "
+            f"({PYTORCH_FID_WEIGHTS_FILENAME}). "
             "A different file gives FIDs that are not comparable; pass expected_sha256=None to "
             "use it anyway (the protocol will say 'custom')."
         )

@@ -31,7 +31,9 @@ class _TorchLinear(nnx.Module):
         init = _torch_default_init()
         self.kernel = nnx.Param(init(rngs.params(), (fan_in, fan_out)))
         bound = 1.0 / fan_in**0.5
-        self.bias = nnx.Param(jax.random.uniform(rngs.params(), (fan_out,), jnp.float32, -bound, bound))
+        self.bias = nnx.Param(
+            jax.random.uniform(rngs.params(), (fan_out,), jnp.float32, -bound, bound)
+        )
         self.dtype = dtype
 
     def __call__(self, x):

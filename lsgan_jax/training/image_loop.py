@@ -150,19 +150,25 @@ def train(
     is_main = jax.process_index() == 0
 
     # ---- input pipeline -----------------------------------------------------------------
-    if make_iterator is None:
-        from lsgan_jax.data import images  # noqa: PLC0415  (TFDS/grain only for image runs)
+    from lsgan_jax.data import images  # noqa: PLC0415  (TFDS/grain only for image runs)
 
-        make_iterator = images.make_iterator
-    data_iter, info = make_iterator(
+    data_kw = dict(
+        split=config.data.get("split", "train"), data_dir=config.data.get("data_dir", "") or None
+    )
+    try:
+        _, info = images.load_source(config.data.name, image_size=config.data.image_size, **data_kw)
+    except (images.DatasetNotPreparedError, images.MissingDependencyError) as e:
+        raise ConfigError(str(e)) from e
+    except ValueError as e:  # unknown dataset name
+        raise ConfigError(str(e)) from e
+    num_classes = int(info.num_classes)
+    data_iter = (make_iterator or images.make_iterator)(
         config.data.name,
         global_batch=config.batch_size,
         image_size=config.data.image_size,
         seed=config.seed,
-        split=config.data.get("split", "train"),
-        data_dir=config.data.get("data_dir", None) or None,
+        **data_kw,
     )
-    num_classes = int(info.get("num_classes", 0)) if isinstance(info, dict) else 0
 
     # ---- models, state, step ---------------------------------------------------------------
     axis = runners.DATA_AXIS if runner in ("data_parallel", "pmap") else None
@@ -196,9 +202,7 @@ def train(
         spec.latent_dim,
         spec.latent_dist,
     )
-    labels_fixed = (
-        np.arange(z_fixed.shape[0]) % max(num_classes, 1) if spec.conditional else None
-    )
+    labels_fixed = np.arange(z_fixed.shape[0]) % max(num_classes, 1) if spec.conditional else None
 
     def generate(z, labels=None):
         params = state.g_ema if use_ema else state.g_params
@@ -289,7 +293,9 @@ def train(
                 bar.close()
                 if writer:
                     writer.close()
-                print(f"SIGTERM: saved a checkpoint at step {step}; rerun the same command to resume.")
+                print(
+                    f"SIGTERM: saved a checkpoint at step {step}; rerun the same command to resume."
+                )
                 return {"preempted_at": step}
     bar.close()
     ckpt.close()

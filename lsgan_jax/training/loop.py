@@ -273,7 +273,13 @@ def _aggregate(rows: list[dict], key: str) -> dict:
     for value in dict.fromkeys(row[key] for row in rows):
         sel = [row for row in rows if row[key] == value]
         agg = {"num_runs": len(sel)}
-        for metric in ("modes_covered", "high_quality", "reverse_kl", "reverse_kl_all", "all_modes"):
+        for metric in (
+            "modes_covered",
+            "high_quality",
+            "reverse_kl",
+            "reverse_kl_all",
+            "all_modes",
+        ):
             if metric in sel[0]:
                 m, se = _mean_se([row[metric] for row in sel])
                 agg[metric] = {"mean": m, "se": se}
@@ -302,7 +308,11 @@ def summarize(
         row["lr_d"] = _run_value(config, r, "optim_d.lr")
         row.update({k: float(v[r.index]) for k, v in final.items()})
         rows.append(row)
-    out = {"runs": rows, "per_group": _aggregate(rows, "group"), "per_loss": _aggregate(rows, "loss")}
+    out = {
+        "runs": rows,
+        "per_group": _aggregate(rows, "group"),
+        "per_loss": _aggregate(rows, "loss"),
+    }
     if extra:
         out.update(extra)
     return out

@@ -218,9 +218,11 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
 
     def g_grads(g_params, g_rest, d_params, d_rest, z, labels, hp, axis_name):
         g_loss_fn = _select_loss(spec, hp, "g")
-        disc = nnx.merge(d_gd, d_params, d_rest)  # D's statistics from this call are discarded
 
         def loss_fn(gen):
+            # Merged inside the differentiated function so that its BatchNorm may update
+            # statistics at this trace level; D's statistics from the G step are discarded.
+            disc = nnx.merge(d_gd, d_params, d_rest, copy=True)
             fake = call(gen, z, labels)
             return g_loss_fn(call(disc, fake, labels).astype(jnp.float32)), fake
 
