@@ -48,7 +48,7 @@ def _fill(path, leaf, rng: np.random.Generator):
 
 
 def _create(name: str, seed: int = 0, **kwargs) -> nnx.Module:
-    """Builds ``name`` abstractly and fills its variables from NumPy (no per-shape JAX RNG compiles).
+    """Builds ``name`` abstractly and fills its variables from NumPy (no per-shape RNG compiles).
 
     The real initializers are exercised in ``test_init_matches_official_ops`` and, abstractly, by
     every ``nnx.eval_shape`` construction.
@@ -93,7 +93,7 @@ def _normal(shape, seed: int) -> jax.Array:
 
 
 def _np_tf_conv2d_transpose(x, w_flax, stride, out_hw):
-    """TF semantics with ``w_tf = w_flax[::-1, ::-1]`` (in/out swapped): y[i s + t - p_b] += x[i] w_tf[t]."""
+    """TF: ``y[i s + t - p_b] += x[i] w_tf[t]``, ``w_tf = w_flax[::-1, ::-1]`` (in/out swapped)."""
     x = np.asarray(x, np.float64)
     w_tf = np.asarray(w_flax, np.float64)[::-1, ::-1]
     b, h, w, _ = x.shape
@@ -118,7 +118,7 @@ _DECONV_SIZES = [(4, 4, 8, 8), (4, 4, 7, 7), (3, 5, 5, 10), (5, 4, 10, 7)]
 
 @pytest.mark.parametrize("sizes", _DECONV_SIZES, ids=lambda s: "{}x{}->{}x{}".format(*s))
 def test_conv_transpose_impls_match_tf_oracle_values_and_grads(sizes):
-    """Both impls == TF oracle; subpixel grads wrt x and kernel == conv_transpose grads (k=3,4,5)."""
+    """Both impls == TF oracle; subpixel grads wrt x, kernel == conv_transpose grads (k=3,4,5)."""
     h, w, oh, ow = sizes
     seed = h * 100 + w * 10 + ow
     x = _normal((2, h, w, 3), seed)
@@ -166,6 +166,13 @@ def test_stride1_conv_transpose_matches_tf_oracle():
         np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_auto_impl_picks_subpixel_on_cpu_only(monkeypatch):
+    assert layers.resolve_deconv_impl("auto") == "subpixel"  # tests run on CPU
+    monkeypatch.setattr(layers.jax, "default_backend", lambda: "gpu")
+    assert layers.resolve_deconv_impl("auto") == "conv_transpose"
+    assert layers.resolve_deconv_impl("subpixel") == "subpixel"
+
+
 def test_conv_transpose2x_module_impls_share_parameters():
     x = _normal((2, 4, 4, 6), 0)
     a = layers.ConvTranspose2x(6, 3, kernel_size=5, impl="conv_transpose", rngs=nnx.Rngs(0))
@@ -180,7 +187,6 @@ def test_conv_transpose2x_module_impls_share_parameters():
         a(x, output_size=(6, 6))
     with pytest.raises(ValueError, match="deconv impl"):
         layers.ConvTranspose2x(6, 3, impl="fft", rngs=nnx.Rngs(0))
-    assert layers.resolve_deconv_impl("auto") == "subpixel"  # tests run on CPU
     assert a.kernel.shape == (5, 5, 6, 3)
 
 

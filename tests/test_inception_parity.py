@@ -15,9 +15,10 @@ Why this one (measured on the 2-core dev machine, torch 2.13.0+cpu from the loca
   (``weights-inception-2015-12-05-6726825d.pth``) are byte-identical to pytorch-fid's
   (same sha256). Its Inception module imports only torch. The package ``__init__`` imports
   torchvision (for its CLIP/VGG/DINOv2 extractors), so we load the Inception submodule without
-  running that ``__init__`` (:func:`_import_torch_fidelity_inception`) and install the package
-  with ``--no-deps`` (``pip install --no-deps torch-fidelity==0.4.0``: 1.8 s, 540 kB; torch
-  2.13.0: 39 s, +0.9 GB).
+  running that ``__init__`` (:func:`_import_torch_fidelity_inception`). That works whether or
+  not pip also installed torchvision: ``pip install .[test]`` pulls torchvision 0.28.0 as a
+  torch-fidelity dependency, which nothing here imports (tested both ways); ``pip install
+  --no-deps torch-fidelity==0.4.0`` avoids it (1.8 s, 540 kB; torch 2.13.0 itself: 39 s, +0.9 GB).
 
 The reference is built with seeded random weights written as a ``.pth`` in the legacy
 ``torch.save`` format (torch < 1.6, current when pytorch-fid made its file), loaded strictly by
@@ -111,13 +112,11 @@ def _flax_to_torch_state_dict(torch, params: dict[str, np.ndarray]) -> OrderedDi
     return OrderedDict((k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in sd.items())
 
 
-@pytest.fixture(scope="module")
-def reference(torch, tmp_path_factory):
+def _build_reference(torch, tmp: Path):
     """(torch-fidelity model, our extractor) with identical random weights."""
     tfi = _import_torch_fidelity_inception()
     if tfi is None:
         _missing("torch-fidelity==0.4.0 (installed with --no-deps)")
-    tmp = tmp_path_factory.mktemp("inception")
     path = tmp / "random_inception.pth"
     state = _flax_to_torch_state_dict(torch, inc.random_params(seed=1234))
     torch.save(state, path, _use_new_zipfile_serialization=False)
@@ -152,8 +151,15 @@ def _max_abs(a, b) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_trunk_matches_torch_fidelity_forward(torch, reference):
-    ref, extractor = reference
+def test_network_parity_and_extractor(torch, tmp_path):
+    """One test, so the reference and the compiled trunk are built once (not per xdist worker)."""
+    ref, extractor = _build_reference(torch, tmp_path)
+    _check_trunk_matches_torch_fidelity_forward(torch, ref, extractor)
+    _check_pytorch_fid_pipeline_end_to_end(torch, ref, extractor)
+    _check_extractor_batching_iterators_and_grayscale(extractor)
+
+
+def _check_trunk_matches_torch_fidelity_forward(torch, ref, extractor):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(2, 299, 299, 3), dtype=np.uint8)
     with torch.no_grad():
@@ -173,8 +179,7 @@ def test_trunk_matches_torch_fidelity_forward(torch, reference):
     assert d_unbiased <= TOL
 
 
-def test_pytorch_fid_pipeline_end_to_end(torch, reference):
-    ref, extractor = reference
+def _check_pytorch_fid_pipeline_end_to_end(torch, ref, extractor):
     rng = np.random.default_rng(1)
     images = np.tanh(rng.normal(size=(2, 32, 32, 3))).astype(np.float32)  # generator range
     ours = extractor(images, outputs=inc.OUTPUT_NAMES)
@@ -245,12 +250,11 @@ def test_jax_image_resize_is_not_pytorch_bilinear_when_downsampling(torch):
 
 
 # ---------------------------------------------------------------------------------------------
-# extractor behaviour (reuses the compiled trunk: batch 2 at 299x299)
+# extractor behaviour (part of test_network_parity_and_extractor: reuses the compiled trunk)
 # ---------------------------------------------------------------------------------------------
 
 
-def test_extractor_batching_iterators_and_grayscale(reference):
-    _, extractor = reference
+def _check_extractor_batching_iterators_and_grayscale(extractor):
     assert extractor.space == im.FeatureSpace(
         weights=im.WEIGHTS_RANDOM, resize=im.RESIZE_PYTORCH_FID
     )
@@ -258,6 +262,7 @@ def test_extractor_batching_iterators_and_grayscale(reference):
     full = extractor(x)["pool"]  # a batch of 2 + a zero-padded batch of 1
     assert full.shape == (3, inc.POOL_DIM)
     np.testing.assert_allclose(extractor(iter([x[:1], x[1:]]))["pool"], full, atol=1e-5)
+    np.testing.assert_allclose(extractor([x[0], x[1], x[2]])["pool"], full, atol=1e-5)
     gray = x[:1, ..., :1]
     np.testing.assert_allclose(
         extractor(gray)["pool"], extractor(np.repeat(gray, 3, axis=-1))["pool"], atol=1e-6

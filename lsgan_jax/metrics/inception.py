@@ -191,6 +191,16 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def _shape_only_init(key: Any, shape: Any, dtype: Any = jnp.float32) -> jax.ShapeDtypeStruct:
+    """Initialiser that allocates nothing (parameters are filled by :func:`load_params`)."""
+    del key
+    return jax.ShapeDtypeStruct(tuple(shape), dtype)
+
+
+def _inits(shape_only: bool, **names: str) -> dict[str, Any]:
+    return {name: _shape_only_init for name in names} if shape_only else {}
+
+
 class BasicConv2d(nnx.Module):
     """Conv (no bias) -> BatchNorm (eps 1e-3, running statistics) -> ReLU."""
 
@@ -204,6 +214,7 @@ class BasicConv2d(nnx.Module):
         padding: int | tuple[int, int] = 0,
         precision: Any = _HIGHEST,
         rngs: nnx.Rngs,
+        shape_only: bool = False,
     ):
         ph, pw = _pair(padding)
         self.conv = nnx.Conv(
@@ -215,8 +226,15 @@ class BasicConv2d(nnx.Module):
             use_bias=False,
             precision=precision,
             rngs=rngs,
+            **_inits(shape_only, kernel_init=""),
         )
-        self.bn = nnx.BatchNorm(out_channels, epsilon=BN_EPS, use_running_average=True, rngs=rngs)
+        self.bn = nnx.BatchNorm(
+            out_channels,
+            epsilon=BN_EPS,
+            use_running_average=True,
+            rngs=rngs,
+            **_inits(shape_only, scale_init="", bias_init=""),
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return jax.nn.relu(self.bn(self.conv(x)))
@@ -225,8 +243,16 @@ class BasicConv2d(nnx.Module):
 class FIDInceptionA(nnx.Module):
     """Mixed_5b/c/d (35x35); average pool excludes padding (pytorch-fid's patch)."""
 
-    def __init__(self, in_channels: int, pool_features: int, *, precision: Any, rngs: nnx.Rngs):
-        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs)
+    def __init__(
+        self,
+        in_channels: int,
+        pool_features: int,
+        *,
+        precision: Any,
+        rngs: nnx.Rngs,
+        shape_only: bool = False,
+    ):
+        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs, shape_only=shape_only)
         self.branch1x1 = c(in_channels, 64, 1)
         self.branch5x5_1 = c(in_channels, 48, 1)
         self.branch5x5_2 = c(48, 64, 5, padding=2)
@@ -246,8 +272,10 @@ class FIDInceptionA(nnx.Module):
 class InceptionB(nnx.Module):
     """Mixed_6a: 35x35 -> 17x17 reduction (torchvision's block, unpatched)."""
 
-    def __init__(self, in_channels: int, *, precision: Any, rngs: nnx.Rngs):
-        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs)
+    def __init__(
+        self, in_channels: int, *, precision: Any, rngs: nnx.Rngs, shape_only: bool = False
+    ):
+        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs, shape_only=shape_only)
         self.branch3x3 = c(in_channels, 384, 3, stride=2)
         self.branch3x3dbl_1 = c(in_channels, 64, 1)
         self.branch3x3dbl_2 = c(64, 96, 3, padding=1)
@@ -263,8 +291,16 @@ class InceptionB(nnx.Module):
 class FIDInceptionC(nnx.Module):
     """Mixed_6b..6e (17x17, factorised 7x7); average pool excludes padding."""
 
-    def __init__(self, in_channels: int, channels_7x7: int, *, precision: Any, rngs: nnx.Rngs):
-        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs)
+    def __init__(
+        self,
+        in_channels: int,
+        channels_7x7: int,
+        *,
+        precision: Any,
+        rngs: nnx.Rngs,
+        shape_only: bool = False,
+    ):
+        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs, shape_only=shape_only)
         c7 = channels_7x7
         self.branch1x1 = c(in_channels, 192, 1)
         self.branch7x7_1 = c(in_channels, c7, 1)
@@ -291,8 +327,10 @@ class FIDInceptionC(nnx.Module):
 class InceptionD(nnx.Module):
     """Mixed_7a: 17x17 -> 8x8 reduction (torchvision's block, unpatched)."""
 
-    def __init__(self, in_channels: int, *, precision: Any, rngs: nnx.Rngs):
-        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs)
+    def __init__(
+        self, in_channels: int, *, precision: Any, rngs: nnx.Rngs, shape_only: bool = False
+    ):
+        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs, shape_only=shape_only)
         self.branch3x3_1 = c(in_channels, 192, 1)
         self.branch3x3_2 = c(192, 320, 3, stride=2)
         self.branch7x7x3_1 = c(in_channels, 192, 1)
@@ -314,8 +352,10 @@ class _InceptionE(nnx.Module):
 
     pool: str = "avg"
 
-    def __init__(self, in_channels: int, *, precision: Any, rngs: nnx.Rngs):
-        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs)
+    def __init__(
+        self, in_channels: int, *, precision: Any, rngs: nnx.Rngs, shape_only: bool = False
+    ):
+        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs, shape_only=shape_only)
         self.branch1x1 = c(in_channels, 320, 1)
         self.branch3x3_1 = c(in_channels, 384, 1)
         self.branch3x3_2a = c(384, 384, (1, 3), padding=(0, 1))
@@ -366,11 +406,14 @@ class InceptionV3(nnx.Module):
     Args:
         rngs: Initialisation RNGs.
         precision: Matmul/conv precision; ``HIGHEST`` keeps TF32/bf16 out on GPU/TPU.
+        shape_only: Allocate nothing: parameters are ``jax.ShapeDtypeStruct`` until
+            :func:`load_params` fills them (what :meth:`from_params` uses; ~0.5 s instead of
+            ``nnx.eval_shape``'s ~4 s).
     """
 
-    def __init__(self, *, rngs: nnx.Rngs, precision: Any = _HIGHEST):
-        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs)
-        kw = dict(precision=precision, rngs=rngs)
+    def __init__(self, *, rngs: nnx.Rngs, precision: Any = _HIGHEST, shape_only: bool = False):
+        c = functools.partial(BasicConv2d, precision=precision, rngs=rngs, shape_only=shape_only)
+        kw = dict(precision=precision, rngs=rngs, shape_only=shape_only)
         self.Conv2d_1a_3x3 = c(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = c(32, 32, 3)
         self.Conv2d_2b_3x3 = c(32, 64, 3, padding=1)
@@ -387,7 +430,13 @@ class InceptionV3(nnx.Module):
         self.Mixed_7a = InceptionD(768, **kw)
         self.Mixed_7b = FIDInceptionE_1(1280, **kw)
         self.Mixed_7c = FIDInceptionE_2(2048, **kw)
-        self.fc = nnx.Linear(POOL_DIM, NUM_LOGITS, precision=precision, rngs=rngs)
+        self.fc = nnx.Linear(
+            POOL_DIM,
+            NUM_LOGITS,
+            precision=precision,
+            rngs=rngs,
+            **_inits(shape_only, kernel_init="", bias_init=""),
+        )
 
     def __call__(
         self,
@@ -463,8 +512,7 @@ class InceptionV3(nnx.Module):
 
 @functools.lru_cache(maxsize=8)
 def _abstract_split(cls: type, precision: Any) -> tuple[Any, Any]:
-    # nnx.eval_shape traces 472 initialisers (~4 s on CPU): do it once per process.
-    return nnx.split(nnx.eval_shape(lambda: cls(rngs=nnx.Rngs(0), precision=precision)))
+    return nnx.split(cls(rngs=nnx.Rngs(0), precision=precision, shape_only=True))
 
 
 def _abstract_model(cls: type, precision: Any) -> Any:
@@ -648,20 +696,28 @@ class InceptionFeatureExtractor:
         """The trunk alone on already-preprocessed ``(B, 299, 299, 3)`` input in [-1, 1]."""
         return self._trunk(self._state, jnp.asarray(x, dtype=jnp.float32))
 
-    def _batches(self, images: Any) -> Iterable[Any]:
+    def _batches(self, images: Any) -> Iterable[np.ndarray]:
+        """Fixed-size batches from an array, or re-chunked from an iterable of batches/images."""
         if isinstance(images, np.ndarray | jax.Array) or hasattr(images, "__array__"):
             arr = images if isinstance(images, np.ndarray | jax.Array) else np.asarray(images)
             if arr.ndim == 3:
                 arr = arr[None]
             for start in range(0, arr.shape[0], self.batch_size):
-                yield arr[start : start + self.batch_size]
-        else:
-            for batch in images:
-                arr = np.asarray(batch)
-                if arr.ndim == 3:
-                    arr = arr[None]
-                for start in range(0, arr.shape[0], self.batch_size):
-                    yield arr[start : start + self.batch_size]
+                yield np.asarray(arr[start : start + self.batch_size])
+            return
+        pending: list[np.ndarray] = []
+        count = 0
+        for item in images:
+            arr = np.asarray(item)
+            pending.append(arr[None] if arr.ndim == 3 else arr)
+            count += pending[-1].shape[0]
+            while count >= self.batch_size:
+                merged = np.concatenate(pending, axis=0) if len(pending) > 1 else pending[0]
+                yield merged[: self.batch_size]
+                rest = merged[self.batch_size :]
+                pending, count = ([rest] if len(rest) else []), len(rest)
+        if count:
+            yield np.concatenate(pending, axis=0)
 
     def __call__(
         self,

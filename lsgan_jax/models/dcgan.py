@@ -14,7 +14,8 @@ Generator layout (``image_size`` s, ``n`` upsamplings, base width b, default ``n
 ``16 | s`` else 3)::
 
     z -> linear -> [BN] -> ReLU -> reshape (s_n, s_n, 8b)
-      -> deconv k x k /2 -> (s_{n-1}, s_{n-1}, 4b) -> [BN] -> ReLU -> ... -> (s_1, s_1, 8b / 2^(n-1))
+      -> deconv k x k /2 -> (s_{n-1}, s_{n-1}, 4b) -> [BN] -> ReLU -> ...
+      -> (s_1, s_1, 8b / 2^(n-1))
       -> deconv k x k /2 -> (s, s, channels) -> tanh
 
 with ``s_j = ceil(s / 2^j)``: 64 px -> 4, 8, 16, 32, 64 (official DCGAN, ``s16 = s / 16``);
@@ -91,7 +92,7 @@ def _check_kernel(kernel_size: Any) -> int:
 
 @register("dcgan_g")
 class DCGANGenerator(nnx.Module):
-    """Official DCGAN generator (TF ``generator_dcgan`` / ``generator_no_bn`` / ``generator_digit``).
+    """Official DCGAN generator (TF ``generator_dcgan``, ``generator_no_bn``, ``generator_digit``).
 
     ``x = tanh(deconv_n(relu(BN(... relu(BN(linear(z)))))))``; see the module docstring for the
     shapes. With the defaults (64 px, b=64, z=100, k=5, per-feature first BN): 5,150,723

@@ -39,13 +39,15 @@ correlation per phase,
 
     y[2m + r] = sum_u x[m + u] W_r[u],   W_r[u] = w[2u + p_l - r]  (0 if out of [0, k)),   (2)
 
-with ``u`` in ``[-floor(p_l / 2), floor((k - p_l) / 2)]``. Both phases of both axes are packed
-into ONE stride-1 convolution with a ``(K', K', in, 4 out)`` kernel built from ``w`` by static
-slicing (no new parameters), followed by depth-to-space and a crop to the requested size. The
-kernel is the same parameter, so checkpoints are interchangeable and the outputs and the
-gradients with respect to ``x`` and ``w`` agree to float rounding (tested for k = 3, 4, 5 and odd
-and even sizes in ``tests/test_image_models.py``). For odd ``k`` some entries of the packed
-kernel are structural zeros (``K' = (k + 1) // 2``); the convolution is still much faster on CPU.
+so phase ``r`` uses only the taps ``w[t_0::2]`` with the parity of ``p_l - r``. In 2-D the four
+phases ``(r, s)`` are four ordinary stride-1 convolutions of ``x`` with the static strided slices
+``w[t_r::2, t_s::2]`` of the SAME kernel parameter (no new parameters, no multiplies on
+structural zeros), interleaved by a reshape (depth-to-space) and cropped to the requested size.
+Checkpoints are therefore interchangeable, and the outputs and the gradients with respect to
+``x`` and ``w`` agree to float rounding (tested for k = 3, 4, 5 and odd and even sizes in
+``tests/test_image_models.py``). On this 2-core CPU, fwd + grad of a DCGAN-28 layer is 5-15x
+faster than ``lax.conv_transpose`` (which for 5x5 kernels with many channels is slow even in
+the forward pass).
 
 ``impl="auto"`` (default) chooses ``"subpixel"`` when ``jax.default_backend() == "cpu"`` and
 ``"conv_transpose"`` otherwise (GPU/TPU compute the strided transpose well).
@@ -64,8 +66,8 @@ from flax.nnx.nn.dtypes import promote_dtype
 __all__ = [
     "CONV_INIT",
     "DECONV_IMPLS",
-    "DENSE_INIT",
     "DECONV_INIT",
+    "DENSE_INIT",
     "ZEROS_INIT",
     "ConvTranspose",
     "ConvTranspose2x",
@@ -89,7 +91,7 @@ Dtype = Any
 #: ``tf.random_normal_initializer(stddev=0.02)`` (official ``linear`` and ``deconv2d``).
 DENSE_INIT = nnx.initializers.normal(stddev=0.02)
 DECONV_INIT = nnx.initializers.normal(stddev=0.02)
-#: ``tf.truncated_normal_initializer(stddev=0.02)`` (official ``conv2d``): N(0, 0.02^2) cut at 2 std.
+#: ``tf.truncated_normal_initializer(stddev=0.02)`` (official ``conv2d``): cut at 2 std.
 CONV_INIT = nnx.initializers.truncated_normal(stddev=0.02)
 ZEROS_INIT = nnx.initializers.zeros_init()
 
@@ -162,9 +164,10 @@ def batch_norm(
     rngs: nnx.Rngs,
     scale_std: float = 0.0,
 ) -> nnx.BatchNorm:
-    """Official ``batch_norm``: ``tf.contrib.layers.batch_norm(decay=0.9, epsilon=1e-5, scale=True)``.
+    """Official ``batch_norm``: ``tf.contrib.layers.batch_norm(decay=0.9, epsilon=1e-5)``.
 
-    Flax ``momentum=0.9`` is TF's ``decay=0.9`` (``ra = 0.9 ra + 0.1 batch``). Normalizes over all
+    Learned gamma (``scale=True``) and beta, both counted as parameters. Flax ``momentum=0.9`` is
+    TF's ``decay=0.9`` (``ra = 0.9 ra + 0.1 batch``), ``epsilon=1e-5``. Normalizes over all
     axes but the last (the channels of an NHWC map, or the features of a ``(B, F)`` matrix, as
     TF does for 2-D inputs). The variance is two-pass, as ``tf.nn.moments``.
 
@@ -313,49 +316,60 @@ def conv_transpose(
     return jax.lax.conv_transpose(x, kernel, (stride, stride), pads, dimension_numbers=_DN)
 
 
-def _subpixel_axis(in_size: int, out_size: int, k: int) -> tuple[list[slice], int, tuple[int, int]]:
-    """Per-axis plan for equation (2): kernel slices per phase, kernel padding, input padding.
+def _subpixel_axis(
+    in_size: int, out_size: int, k: int
+) -> list[tuple[slice, tuple[int, int]] | None]:
+    """Per-axis plan for equation (2), one entry per output phase ``r`` in {0, 1}.
 
-    Returns ``(slices, kpad, (pad_lo, pad_hi))``: ``slices[r]`` selects ``W_r`` from the kernel
-    zero-padded by ``kpad`` on both sides, and the input is padded by ``(pad_lo, pad_hi)`` (may be
-    negative = crop) so a VALID stride-1 correlation yields ``ceil(out / 2)`` positions.
+    Phase ``r`` uses the taps ``t = 2u + p_l - r`` in ``[0, k)`` -- the strided slice
+    ``w[t_0::2]`` -- at input offsets ``u``. Returns ``(slice, (pad_lo, pad_hi))`` per phase (the
+    input padding, negative = crop, that makes a VALID stride-1 correlation produce
+    ``ceil(out / 2)`` positions), or None for a phase without taps (``k = 1``).
     """
     p_l, _ = tf_transpose_padding(in_size, out_size, k, 2)
-    u_min = -(p_l // 2)
-    u_max = (k - p_l) // 2
-    width = u_max - u_min + 1
-    kpad = 2  # tap index 2u + p_l - r lies in [-1, k] (see the module docstring)
-    slices = []
-    for r in (0, 1):
-        start = 2 * u_min + p_l - r + kpad
-        stop = start + 2 * (width - 1) + 1
-        assert 0 <= start and stop <= k + 2 * kpad, (in_size, out_size, k)
-        slices.append(slice(start, stop, 2))
     m = -(-out_size // 2)
-    pad_lo = -u_min
-    pad_hi = m + width - 1 - in_size - pad_lo
-    return slices, kpad, (pad_lo, pad_hi)
+    plan = []
+    for r in (0, 1):
+        taps = [t for t in range(k) if (t - p_l + r) % 2 == 0]
+        if not taps:
+            plan.append(None)
+            continue
+        u0 = (taps[0] - p_l + r) // 2
+        width = len(taps)
+        pad_lo = -u0
+        plan.append((slice(taps[0], taps[-1] + 1, 2), (pad_lo, m + width - 1 - in_size - pad_lo)))
+    return plan
 
 
 def subpixel_conv_transpose(
     x: jax.Array, kernel: jax.Array, *, output_size: Sequence[int] | None = None
 ) -> jax.Array:
-    """Stride-2 TF ``conv2d_transpose`` (SAME) as ONE stride-1 conv + depth-to-space (exact).
+    """Stride-2 TF ``conv2d_transpose`` (SAME) as 4 stride-1 convs + depth-to-space (exact).
 
     Same arguments and result as ``conv_transpose(x, kernel, stride=2, output_size=...)``;
-    equation (2) of the module docstring. The 4 phase kernels are static slices of ``kernel``.
+    equation (2) of the module docstring. The 4 phase kernels are static strided slices of
+    ``kernel``, so no parameter is added and no multiply is wasted on structural zeros.
     """
     oh, ow = _output_size(x, 2, output_size)
-    kh, kw, cin, cout = kernel.shape
-    sl_h, kp_h, pad_h = _subpixel_axis(x.shape[1], oh, kh)
-    sl_w, kp_w, pad_w = _subpixel_axis(x.shape[2], ow, kw)
-    wp = jnp.pad(kernel, ((kp_h, kp_h), (kp_w, kp_w), (0, 0), (0, 0)))
-    phases = [wp[sl_h[r], sl_w[s]] for r in (0, 1) for s in (0, 1)]  # each (K'h, K'w, in, out)
-    packed = jnp.stack(phases, axis=3)  # (K'h, K'w, in, 4, out): channel = (2r + s) * out + c
-    packed = packed.reshape(*packed.shape[:3], 4 * cout)
-    y = jax.lax.conv_general_dilated(x, packed, (1, 1), (pad_h, pad_w), dimension_numbers=_DN)
-    b, mh, mw, _ = y.shape
-    y = y.reshape(b, mh, mw, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
+    kh, kw, _, cout = kernel.shape
+    plan_h = _subpixel_axis(x.shape[1], oh, kh)
+    plan_w = _subpixel_axis(x.shape[2], ow, kw)
+    b, mh, mw = x.shape[0], -(-oh // 2), -(-ow // 2)
+    rows = []
+    for ph in plan_h:
+        row = []
+        for pw in plan_w:
+            if ph is None or pw is None:
+                row.append(jnp.zeros((b, mh, mw, cout), jnp.result_type(x, kernel)))
+                continue
+            (sh, pad_h), (sw, pad_w) = ph, pw
+            row.append(
+                jax.lax.conv_general_dilated(
+                    x, kernel[sh, sw], (1, 1), (pad_h, pad_w), dimension_numbers=_DN
+                )
+            )
+        rows.append(jnp.stack(row, axis=3))  # (B, mh, mw, 2 [w phase], C)
+    y = jnp.stack(rows, axis=2)  # (B, mh, 2 [h phase], mw, 2, C): depth-to-space by reshape
     y = y.reshape(b, 2 * mh, 2 * mw, cout)
     return y[:, :oh, :ow, :]
 
