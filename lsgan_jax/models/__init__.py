@@ -20,6 +20,7 @@ from lsgan_jax.models import (
     layers,  # noqa: F401  (TF-exact deconv, BN, init helpers)
     lsun,  # noqa: F401  (registers lsun_g/_d)
     mlp,  # noqa: F401  (registers mixture_mlp_*, pacgan_*)
+    welfert,  # noqa: F401  (registers welfert_g/_d)
 )
 from lsgan_jax.models.conditional import ConditionalDiscriminator, ConditionalGenerator
 from lsgan_jax.models.dcgan import (
