@@ -42,6 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch_size = 64
     c.num_steps = 10_000
     c.runner = "auto"  # auto | single | data_parallel | pmap
+    c.compute_dtype = "float32"  # "bfloat16": bf16 compute, float32 params/losses (GPU/TPU)
     c.ema_decay = 0.0
     c.log_every = 50
     c.sample_every = 500

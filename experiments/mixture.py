@@ -90,6 +90,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.eval_seed = 2333
     c.ema_decay = 0.0
     c.nan_policy = "stop"
+    c.compute_dtype = "float32"  # "bfloat16" for GPU/TPU: bf16 compute, float32 params/losses
     c.shard_runs = True
 
     if variant == "official":

@@ -14,9 +14,7 @@ STEPS = 3
 
 
 def build(axis_name):
-    g = models.create(
-        "pacgan_g", rngs=nnx.Rngs(params=0), axis_name=axis_name, hidden=16, depth=2
-    )
+    g = models.create("pacgan_g", rngs=nnx.Rngs(params=0), axis_name=axis_name, hidden=16, depth=2)
     d = models.create("mixture_mlp_d", rngs=nnx.Rngs(params=1), hidden=16)
     opt = ml_collections.ConfigDict({"name": "sgd", "lr": 0.05})
     g_tx, d_tx = make_optimizer(opt), make_optimizer(opt)

@@ -17,9 +17,9 @@ jax.distributed.initialize(
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from multihost_common import GLOBAL_BATCH, STEPS, build, global_batches  # noqa: E402
 from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
+from multihost_common import GLOBAL_BATCH, STEPS, build, global_batches  # noqa: E402
 
 from lsgan_jax.training import runners  # noqa: E402
 from lsgan_jax.training.step import make_train_step  # noqa: E402

@@ -179,3 +179,19 @@ def test_lsun_scene_selects_dataset():
     config.scene = "bedrooms"
     with pytest.raises(ValueError, match="bedroom"):
         lsun.resolve(config)
+
+
+def test_bfloat16_compute_keeps_float32_params(tmp_path, monkeypatch):
+    from experiments import digits
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    config = digits.get_config("smoke")
+    config.num_steps = 3
+    config.compute_dtype = "bfloat16"
+    summary = image_loop.train(config, str(tmp_path / "bf16"))
+    assert summary["steps"] == 3
+    spec, state, _ = image_loop.build(config, axis_name=None, num_classes=10)
+    assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.g_params))
+    config.compute_dtype = "float16"
+    with pytest.raises(ValueError, match="bfloat16"):
+        image_loop.validate_config(config)

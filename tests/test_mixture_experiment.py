@@ -87,7 +87,14 @@ def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
 
     cut = str(tmp_path / "cut")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments.mixture", "--variant=smoke", f"--workdir={cut}", *steps],
+        [
+            sys.executable,
+            "-m",
+            "experiments.mixture",
+            "--variant=smoke",
+            f"--workdir={cut}",
+            *steps,
+        ],
         cwd=ROOT,
         env=_env(),
         stdout=subprocess.PIPE,

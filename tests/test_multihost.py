@@ -32,9 +32,18 @@ def test_two_processes_equal_one_process_with_eight_devices(tmp_path):
     out = tmp_path / "multi.npz"
     procs = [
         subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "multihost_worker.py"), str(i), "2", str(port),
-             str(out)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                os.path.join(HERE, "multihost_worker.py"),
+                str(i),
+                "2",
+                str(port),
+                str(out),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             cwd=os.path.dirname(HERE),
         )
         for i in range(2)
@@ -55,7 +64,9 @@ def test_two_processes_equal_one_process_with_eight_devices(tmp_path):
     assert jax.device_count() == 8
     spec, state, hp = build(runners.DATA_AXIS)
     mesh = runners.make_mesh()
-    run = runners.data_parallel(make_train_step(spec), mesh, global_batch=GLOBAL_BATCH, donate=False)
+    run = runners.data_parallel(
+        make_train_step(spec), mesh, global_batch=GLOBAL_BATCH, donate=False
+    )
     state = runners.replicate(state, mesh)
     for batch in global_batches():
         state, metrics = run(state, runners.shard_batch(batch, mesh), hp)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -41,7 +42,13 @@ from lsgan_jax.training.checkpoint import Checkpointer
 from lsgan_jax.training.logging import MetricWriter, progress
 from lsgan_jax.training.loop import NonFiniteError, PreemptionGuard
 from lsgan_jax.training.state import init_state, make_hparams, make_optimizer
-from lsgan_jax.training.step import StepSpec, make_generate, make_train_step, sample_latent
+from lsgan_jax.training.step import (
+    StepSpec,
+    compute_dtype,
+    make_generate,
+    make_train_step,
+    sample_latent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             losses_lib.validate_coding(config.coding.a, config.coding.b, config.coding.c)
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    compute_dtype(config)
     if config.runner not in RUNNERS:
         raise ConfigError(f"runner={config.runner!r}; choose one of {RUNNERS}.")
     for name in ("num_steps", "batch_size", "log_every", "checkpoint_every", "sample_every"):
@@ -83,6 +91,9 @@ def build(config: ml_collections.ConfigDict, *, axis_name: str | None, num_class
     """Models, optimizers, the step spec and the initial state for an image config."""
     key = jax.random.PRNGKey(config.seed)
     extra = {"num_classes": num_classes} if config.model.get("conditional", False) else {}
+    dtype = compute_dtype(config)
+    if dtype is not None:
+        extra["dtype"] = dtype
     g = models_lib.create(
         config.model.g,
         rngs=nnx.Rngs(params=jax.random.fold_in(key, 0)),
@@ -113,6 +124,7 @@ def build(config: ml_collections.ConfigDict, *, axis_name: str | None, num_class
         num_classes=num_classes,
         gp=config.get("gp", None) or None,
         gp_scale=config.get("gp_scale", 30.0),
+        compute_dtype=dtype or jnp.float32,
     )
     state = init_state(g, d, g_tx, d_tx, jax.random.fold_in(key, 2))
     hp = make_hparams(

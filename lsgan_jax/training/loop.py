@@ -33,7 +33,13 @@ from lsgan_jax.training import runners
 from lsgan_jax.training.checkpoint import Checkpointer
 from lsgan_jax.training.logging import MetricWriter, progress
 from lsgan_jax.training.state import Hparams, init_state, make_hparams, make_optimizer, stack
-from lsgan_jax.training.step import StepSpec, make_generate, make_train_step, sample_latent
+from lsgan_jax.training.step import (
+    StepSpec,
+    compute_dtype,
+    make_generate,
+    make_train_step,
+    sample_latent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,11 +218,17 @@ def build_mixture_study(config: ml_collections.ConfigDict, points: list[dict] | 
     else:
         sample_real = lambda key, n: mixtures.sample(mixture, key, n)
 
+    dtype = compute_dtype(config)
+    dkw = {} if dtype is None else {"dtype": dtype}
+
     def build_models(key):
-        g = models_lib.create(config.model.g, rngs=nnx.Rngs(params=key), **config.model.g_kwargs)
+        g = models_lib.create(
+            config.model.g, rngs=nnx.Rngs(params=key), **dkw, **config.model.g_kwargs
+        )
         d = models_lib.create(
             config.model.d,
             rngs=nnx.Rngs(params=jax.random.fold_in(key, 1)),
+            **dkw,
             **config.model.d_kwargs,
         )
         return g, d
@@ -235,6 +247,7 @@ def build_mixture_study(config: ml_collections.ConfigDict, points: list[dict] | 
         update=config.update_mode,
         n_d=config.n_d,
         sample_real=sample_real,
+        compute_dtype=dtype or jnp.float32,
     )
 
     def init_one(seed):

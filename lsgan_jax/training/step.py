@@ -96,6 +96,21 @@ class StepSpec:
             losses_lib.get_loss_pair(name)  # raises a clear ValueError on a typo
 
 
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(config: Any):
+    """Mixed precision from a config: `config.compute_dtype` "bfloat16" runs the models'
+    matmuls/convolutions in bf16 while parameters, optimizer states, BatchNorm statistics and
+    losses stay float32 (returns the dtype to pass to the models, or None for float32)."""
+    from lsgan_jax.cli import ConfigError  # noqa: PLC0415
+
+    name = config.get("compute_dtype", "float32")
+    if name not in COMPUTE_DTYPES:
+        raise ConfigError(f"compute_dtype={name!r}; choose one of {sorted(COMPUTE_DTYPES)}.")
+    return COMPUTE_DTYPES[name]
+
+
 def sample_latent(key: jax.Array, n: int, dim: int, dist: str) -> jax.Array:
     """z ~ N(0, I) or U[-1, 1]^dim, shape (n, dim), float32."""
     if dist == "normal":
