@@ -80,6 +80,15 @@ def run(
     flags.DEFINE_string(
         "workdir", None, "Output directory (default: workdirs/<experiment>/<variant>)."
     )
+    flags.DEFINE_bool(
+        "distributed",
+        False,
+        "Call jax.distributed.initialize() first (multi-host; on Cloud TPU/Slurm/Kubernetes it "
+        "needs no other flag).",
+    )
+    flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-host).")
+    flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).")
+    flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
 
     def _main(argv):
         from absl import logging as absl_logging  # noqa: PLC0415
@@ -88,6 +97,15 @@ def run(
             absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        fl = flags.FLAGS
+        if fl.distributed or fl.coordinator_address:
+            import jax  # noqa: PLC0415
+
+            jax.distributed.initialize(
+                coordinator_address=fl.coordinator_address,
+                num_processes=fl.num_processes,
+                process_id=fl.process_id,
+            )
         workdir = flags.FLAGS.workdir or os.path.join("workdirs", experiment, variant)
         try:
             main(flags.FLAGS.config, workdir)
