@@ -200,6 +200,22 @@ DATASETS: dict[str, DatasetSpec] = {
         offline=True,
         notes="8x8 images (0..16 ink rescaled to 0..255), bilinearly upsampled to image_size.",
     ),
+    **{
+        f"times_{kind}": DatasetSpec(
+            tfds_name=f"lsgan_times/{kind}",
+            image_size=28,
+            channels=1,
+            num_classes=10,
+            crop="none",
+            how_to_prepare="Nothing: rendered offline with Pillow on first use (~5 s).",
+            approx_disk="~8 MB",
+            splits=("train",),
+            train_examples=10000,
+            offline=True,
+            notes="TPAMI small-variance set re-created; see lsgan_jax.data.times_fonts.",
+        )
+        for kind in ("shift", "shift_rotate")
+    },
     "mnist": DatasetSpec(
         tfds_name="mnist",
         image_size=28,
@@ -464,6 +480,10 @@ def _builder(
         from lsgan_jax.data import builders  # noqa: PLC0415
 
         builder = builders.LsganDigits(data_dir=data_dir)
+    elif spec.tfds_name.startswith("lsgan_times/"):
+        from lsgan_jax.data import times_fonts  # noqa: PLC0415
+
+        builder = times_fonts.times_builder(spec.tfds_name.split("/", 1)[1], data_dir=data_dir)
     elif spec.tfds_name == "lsgan_folder_images":
         from lsgan_jax.data import builders  # noqa: PLC0415
 

@@ -1,0 +1,1 @@
+"""Speed benchmarks of lsgan_jax against a PyTorch eager reference (`python -m benchmarks.run`)."""
