@@ -203,8 +203,9 @@ def interleave(
     """Times each variant in turn, `repeats` times, after a warm-up; returns units/s per repeat.
 
     Each variant is a callable that does one chunk of work, waits for it and returns the number
-    of units done (steps, run-steps, GFLOP). Warm-up: one call (compilation), then one timed call
-    that sets how many calls make a measurement of about `target_s` seconds (at least one).
+    of units done (steps, run-steps, GFLOP). Warm-up: one call (compilation), then, when
+    `target_s > 0`, one timed call that sets how many calls make a measurement of about `target_s`
+    seconds (at least one); with `target_s == 0` a measurement is one call.
     The order of the variants rotates each repeat, so no variant always runs after another.
     """
     names = list(variants)
@@ -213,9 +214,12 @@ def interleave(
         t0 = time.perf_counter()
         variants[name]()
         t1 = time.perf_counter()
-        variants[name]()
-        dt = time.perf_counter() - t1
-        calls[name] = max(1, math.ceil(target_s / max(dt, 1e-9))) if target_s > 0 else 1
+        dt = 0.0
+        calls[name] = 1
+        if target_s > 0:
+            variants[name]()
+            dt = time.perf_counter() - t1
+            calls[name] = max(1, math.ceil(target_s / max(dt, 1e-9)))
         log(
             f"  warm-up {name}: first call {t1 - t0:.2f} s, next {dt:.3f} s -> {calls[name]} call(s)"
         )

@@ -125,15 +125,15 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.settings = (*OFFICIAL, "BN_GD_lsgp_adam")
     c.num_seeds = 2
     c.data.name = "digits"
-    c.data.image_size = 32
+    c.data.image_size = 16
     c.model.g_kwargs = {
-        "image_size": 32,
+        "image_size": 16,
         "channels": 1,
         "base_features": 16,
         "latent_dim": 64,
-        "num_upsamples": 3,
+        "num_upsamples": 2,
     }
-    c.model.d_kwargs = {"image_size": 32, "channels": 1, "base_features": 16, "num_layers": 3}
+    c.model.d_kwargs = {"image_size": 16, "channels": 1, "base_features": 16, "num_layers": 2}
     c.adam = ml_collections.ConfigDict(
         {"name": "adam", "lr": 2e-4, "b1": 0.5, "b2": 0.999, "eps": 1e-8}
     )

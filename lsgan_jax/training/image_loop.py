@@ -336,7 +336,10 @@ def train(
 
 
 # Metrics where larger is better; everything else is "lower is better".
-_HIGHER_IS_BETTER = ("inception_score", "coverage", "accuracy", "precision", "recall", "density")
+_HIGHER_IS_BETTER = (
+    "inception_score", "coverage", "accuracy", "precision", "recall", "density", "confidence",
+    "diversity",
+)  # fmt: skip
 
 
 def _best(evals: list[dict]) -> dict:
