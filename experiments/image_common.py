@@ -54,6 +54,18 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def make_smoke(c: ml_collections.ConfigDict, *, g_kwargs: dict, d_kwargs: dict) -> None:
+    """Turns `c` into a seconds-long test variant: tiny models, 4 steps, batch 8."""
+    c.model.g_kwargs = g_kwargs
+    c.model.d_kwargs = d_kwargs
+    c.batch_size = 8
+    c.num_steps = 4
+    c.log_every = 2
+    c.sample_every = 4
+    c.checkpoint_every = 2
+    c.num_samples = 8
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, *, evaluators=None) -> dict:
     """Trains with `lsgan_jax.training.image_loop.train` and prints what it wrote."""
     summary = image_loop.train(config, workdir, evaluators=evaluators)

@@ -30,14 +30,11 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.num_steps = 50_001
     c.ema_decay = 0.999
     if variant == "smoke":
-        c.model.g_kwargs = {"base_features": 4, "latent_dim": 8}
-        c.model.d_kwargs = {"features": (4, 8), "hidden": 16}
-        c.batch_size = 8
-        c.num_steps = 4
-        c.log_every = 2
-        c.sample_every = 4
-        c.checkpoint_every = 2
-        c.num_samples = 8
+        image_common.make_smoke(
+            c,
+            g_kwargs={"base_features": 4, "latent_dim": 8},
+            d_kwargs={"features": (4, 8), "hidden": 16},
+        )
     elif variant != "default":
         raise ValueError(f"Unknown variant {variant!r}; choose one of {VARIANTS}.")
     return c

@@ -83,25 +83,34 @@ def test_half_the_classes_give_half_coverage(env):
     assert m.diversity > 0.8 and not m.collapsed
 
 
-def test_evaluator_inside_the_image_loop(env, tmp_path):
+def test_evaluator_scores_a_generator_and_flags_collapse(env, tmp_path):
+    """The in-loop evaluator on stand-in generators (the loop itself runs in the stability and
+    digits end-to-end tests): real digits pass, a constant image is flagged as collapsed."""
     from experiments import digits
-    from lsgan_jax.training import image_loop
 
     config = digits.get_config("smoke")
-    config.num_steps = 4
-    config.eval_every = 2
     config.data.data_dir = env["data_dir"]
-    ev = dcl.make_digits_evaluator(64, 0, config=config, cache_dir=env["cache"], steps=600)
+    ev = dcl.make_digits_evaluator(200, 0, config=config, cache_dir=env["cache"], steps=600)
     assert ev.classifier.path == env["clf"].path  # the cached classifier
-    summary = image_loop.train(config, str(tmp_path / "run"), evaluators={"digits": ev})
-    assert [row["step"] for row in summary["evals"]] == [2, 4]
-    final = summary["final"]
-    assert {f"digits/{k}" for k in ("class_coverage", "fd", "collapsed", "diversity")} <= set(final)
-    assert final["digits/collapsed"] in (0.0, 1.0)
-    assert len(ev.history) == 2 and ev.last_samples.shape == (64, 32, 32, 1)
-    out = ev.annotate_summary(str(tmp_path / "run"), summary)
-    saved = json.load(open(tmp_path / "run" / "summary.json"))
-    assert saved["eval_protocol"]["n_fake"] == 64 == out["eval_protocol"]["n_fake"]
+    assert ev._z.shape == (200, 16)  # the smoke generator's latent size, read from the config
+    x = env["x"]
+    calls = []
+
+    def real(z, labels):
+        calls.append(len(z))
+        return x[np.abs(np.asarray(z[:, 0]) * 1e4).astype(int) % len(x)]
+
+    good = ev(real, 10)
+    assert set(good) == set(dcl.ClassifierMetrics.scalars(ev.last))
+    assert good["collapsed"] == 0.0 and good["class_coverage"] >= 0.9 and sum(calls) == 200
+    bad = ev(lambda z, labels: np.repeat(x[:1], len(z), axis=0), 20)
+    assert bad["collapsed"] == 1.0 and bad["class_coverage"] == pytest.approx(0.1)
+    assert [step for step, _ in ev.history] == [10, 20] and ev.last_samples.shape == (64, 32, 32, 1)
+    (tmp_path / "summary.json").write_text("{}")
+    out = ev.annotate_summary(str(tmp_path), {"final": bad})
+    saved = json.load(open(tmp_path / "summary.json"))
+    assert saved["eval_protocol"] == json.loads(json.dumps(out["eval_protocol"]))
+    assert saved["eval_protocol"]["n_fake"] == 200 and saved["eval_protocol"]["n_real"] == 1797
     assert len(saved["final_class_hist"]) == 10
 
 
