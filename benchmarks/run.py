@@ -88,13 +88,12 @@ SUITES: dict[str, dict[str, Any]] = {
     # 2 CPU cores: the official sizes except LSUN's batch (16 instead of 64: ~8 s per step at 64).
     "cpu": {
         "repeats": 5,
-        "torch_1thread": True,
         "target_s": 1.5,
         "matmul_n": 2048,
         "mixture_official": dict(batch=512, scan_steps=200, no_scan_chunk=25),
         "mixture_vectorized_vs_sequential": dict(batch=512, scan_steps=100, runs=8),
-        "dcgan64": dict(batch=64, repeats=3, target_s=0.0),
-        "dcgan28_digits": dict(batch=64),
+        "dcgan64": dict(batch=32, repeats=3, target_s=0.0),
+        "dcgan28_digits": dict(batch=64, repeats=3),
         "lsun112": dict(batch=16, repeats=3, target_s=0.0),
         "pipeline": dict(batch=64, chunk=50, target_s=3.0),
     },
@@ -119,6 +118,7 @@ SUITES: dict[str, dict[str, Any]] = {
             batch=32,
             scan_steps=4,
             no_scan_chunk=2,
+            ref_chunk=1,
             g_kwargs=dict(latent_dim=8, hidden=16),
             d_kwargs=dict(hidden=16),
         ),
@@ -131,7 +131,10 @@ SUITES: dict[str, dict[str, Any]] = {
             d_kwargs=dict(image_size=16, base_features=4),
         ),
         "dcgan28_digits": dict(
-            batch=2, g_kwargs=dict(base_features=4, latent_dim=8), d_kwargs=dict(hidden=16)
+            batch=2,
+            g_kwargs=dict(base_features=4, latent_dim=8),
+            d_kwargs=dict(hidden=16),
+            impls=("subpixel",),
         ),
         "lsun112": dict(
             batch=2,
@@ -158,7 +161,8 @@ class Context:
     bf16: bool = False
     reference: bool = True
     torch_threads: int | None = None
-    torch_1thread: bool = False
+    forced_repeats: bool = False
+    forced_target_s: bool = False
     data_dir: str | None = None
     verbose: bool = True
     peak: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -172,6 +176,12 @@ class Context:
     @property
     def dtype_name(self) -> str:
         return "bfloat16" if self.bf16 else "float32"
+
+    def timing(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """`interleave` settings: a case's own `repeats`/`target_s` unless given on the CLI."""
+        repeats = self.repeats if self.forced_repeats else cfg.get("repeats", self.repeats)
+        target_s = self.target_s if self.forced_target_s else cfg.get("target_s", self.target_s)
+        return {"repeats": repeats, "target_s": target_s, "log": self.log}
 
     def log(self, msg: str) -> None:
         if self.verbose:
@@ -249,7 +259,7 @@ def make_row(
     config: dict[str, Any],
     flops_per_unit: float | None = None,
     images_per_unit: int | None = None,
-    extra_references: dict[str, list[float]] | None = None,
+    load_avg: bool = True,
 ) -> dict[str, Any]:
     """One result row (see the module docstring for the keys)."""
     ours_ps, ref_ps = _median(ours), _median(reference)
@@ -264,15 +274,8 @@ def make_row(
         "reference_range": [min(reference), max(reference)] if reference else None,
         "config": config,
     }
-    best = ref_ps
-    for key, values in (extra_references or {}).items():
-        value = _median(values)
-        row[f"{key}_per_s"] = value
-        row[f"ratio_vs_{key}"] = ours_ps / value if value else None
-        best = max(best or 0.0, value or 0.0) or None
-    if extra_references:
-        row["reference_best_per_s"] = best
-        row["ratio_vs_best_reference"] = ours_ps / best if best else None
+    if load_avg and hasattr(os, "getloadavg"):
+        row["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     if images_per_unit:
         row["images_per_s_ours"] = ours_ps * images_per_unit
         row["images_per_s_reference"] = ref_ps * images_per_unit if ref_ps else None
@@ -289,14 +292,11 @@ def make_row(
 
 
 def set_target(row: dict[str, Any], target: float | None) -> None:
-    """Adds `target`, `target_met` (and `target_met_vs_best_reference`) to a row."""
+    """Adds `target` and `target_met` (ratio >= target) to a row."""
     if target is None:
         return
     row["target"] = target
     row["target_met"] = bool(row["ratio"] is not None and row["ratio"] >= target)
-    if "ratio_vs_best_reference" in row:
-        best = row["ratio_vs_best_reference"]
-        row["target_met_vs_best_reference"] = bool(best is not None and best >= target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,9 +476,8 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
             device=ctx.torch_device,
             amp_dtype=ctx.amp_dtype(),
         )
-        variants.update(_reference_variants(ctx, ref_step, cfg.get("ref_chunk", 5)))
-    rates, calls = interleave(variants, repeats=ctx.repeats, target_s=ctx.target_s, log=ctx.log)
-    extra = _extra_refs(rates)
+        variants["reference"] = _torch_call(ctx, ref_step, cfg.get("ref_chunk", 5))
+    rates, calls = interleave(variants, **ctx.timing(cfg))
     config = {
         "batch": c.batch_size,
         "runs": 1,
@@ -497,7 +496,6 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
             ctx=ctx,
             config={**config, "scan_steps": k},
             flops_per_unit=flops,
-            extra_references=extra,
         ),
         make_row(
             "mixture_official[no_scan]",
@@ -507,7 +505,6 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
             ctx=ctx,
             config={**config, "steps_dispatched_per_block": chunk},
             flops_per_unit=flops,
-            extra_references=extra,
         ),
     ]
     rows[0]["scan_speedup_vs_no_scan"] = rows[0]["ours_per_s"] / rows[1]["ours_per_s"]
@@ -540,10 +537,7 @@ def case_mixture_vectorized(ctx: Context, cfg: dict) -> list[dict]:
         return r * k
 
     rates, calls = interleave(
-        {"vectorized": vectorized, "sequential": sequential},
-        repeats=ctx.repeats,
-        target_s=ctx.target_s,
-        log=ctx.log,
+        {"vectorized": vectorized, "sequential": sequential}, **ctx.timing(cfg)
     )
     row = make_row(
         "mixture_vectorized_vs_sequential",
@@ -614,35 +608,19 @@ def _jax_image_step(
     return call
 
 
-def _reference_variants(
-    ctx: Context, step: Callable[[], None], chunk: int
-) -> dict[str, Callable[[], float]]:
-    """The PyTorch step with `ctx.torch_threads` threads, and with 1 thread when asked."""
-    out = {"reference": _torch_call(ctx, step, chunk)}
-    if ctx.torch_1thread and ctx.torch_device.type == "cpu" and ctx.torch_threads != 1:
-        out["reference_1thread"] = _torch_call(ctx, step, chunk, threads=1)
-    return out
+def _torch_call(ctx: Context, step: Callable[[], None], chunk: int) -> Callable[[], float]:
+    """`chunk` PyTorch steps, then a device sync.
 
-
-def _extra_refs(rates: dict[str, list[float]]) -> dict[str, list[float]]:
-    return {k: v for k, v in rates.items() if k == "reference_1thread"}
-
-
-def _torch_call(
-    ctx: Context, step: Callable[[], None], chunk: int, threads: int | None = None
-) -> Callable[[], float]:
-    import torch  # noqa: PLC0415
+    The thread count stays what `make_context` set for the whole process: switching
+    `torch.set_num_threads` between timed variants was seen to slow the 2-thread runs of this
+    PyTorch build several-fold afterwards (OpenMP team re-creation), so compare thread counts
+    in separate processes (`--torch_threads`).
+    """
 
     def call() -> float:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        try:
-            for _ in range(chunk):
-                step()
-            ctx.torch_ref.sync(ctx.torch_device)
-        finally:
-            if threads is not None:
-                torch.set_num_threads(ctx.torch_threads)
+        for _ in range(chunk):
+            step()
+        ctx.torch_ref.sync(ctx.torch_device)
         return chunk
 
     return call
@@ -666,8 +644,9 @@ def _image_case(
     ctx.log(
         f"  model FLOPs per image: G fwd {g_fwd / batch / 1e6:.1f} M, D fwd {d_fwd / batch / 1e6:.1f} M"
     )
+    impls = tuple(cfg.get("impls", IMPLS))
     variants: dict[str, Callable[[], float]] = {}
-    for impl in IMPLS:
+    for impl in impls:
         call = _jax_image_step(ctx, g_name, g_kwargs, d_name, d_kwargs, batch, impl)
         variants[impl] = lambda call=call: call(chunk)
     if ctx.torch_ref is not None:
@@ -683,13 +662,11 @@ def _image_case(
             device=ctx.torch_device,
             amp_dtype=ctx.amp_dtype(),
         )
-        variants.update(_reference_variants(ctx, ref_step, chunk))
-    repeats = cfg.get("repeats", ctx.repeats) if ctx.suite != "tiny" else ctx.repeats
-    target_s = cfg.get("target_s", ctx.target_s)
-    rates, calls = interleave(variants, repeats=repeats, target_s=target_s, log=ctx.log)
+        variants["reference"] = _torch_call(ctx, ref_step, chunk)
+    rates, calls = interleave(variants, **ctx.timing(cfg))
     auto = resolve_deconv_impl("auto")
     rows = []
-    for impl in IMPLS:
+    for impl in impls:
         config = {
             "batch": batch,
             "deconv_impl": impl,
@@ -710,7 +687,6 @@ def _image_case(
             config=config,
             flops_per_unit=flops,
             images_per_unit=batch,
-            extra_references=_extra_refs(rates),
         )
         if impl == auto:
             set_target(row, TARGETS.get(f"{name}[auto]"))
@@ -806,9 +782,7 @@ def case_pipeline(ctx: Context, cfg: dict) -> list[dict]:
         "make_iterator": loop_over(real_it, [_copy(state)]),
         "synthetic": loop_over(synth_it, [state]),
     }
-    rates, calls = interleave(
-        variants, repeats=ctx.repeats, target_s=cfg.get("target_s", ctx.target_s), log=ctx.log
-    )
+    rates, calls = interleave(variants, **ctx.timing(cfg))
     g_fwd, d_fwd, flops = gan_step_flops(
         c.model.g, dict(c.model.g_kwargs), c.model.d, dict(c.model.d_kwargs), batch
     )
@@ -885,7 +859,6 @@ def make_context(
     bf16: bool = False,
     reference: bool = True,
     torch_threads: int | None = None,
-    torch_1thread: bool | None = None,
     data_dir: str | None = None,
     verbose: bool = True,
 ) -> Context:
@@ -899,7 +872,8 @@ def make_context(
         target_s=s["target_s"] if target_s is None else target_s,
         bf16=bf16,
         reference=reference,
-        torch_1thread=s.get("torch_1thread", False) if torch_1thread is None else torch_1thread,
+        forced_repeats=repeats is not None,
+        forced_target_s=target_s is not None,
         data_dir=data_dir,
         verbose=verbose,
     )
@@ -909,14 +883,20 @@ def make_context(
         except ImportError as e:  # torch is the optional [bench] extra
             ctx.log(f"PyTorch reference unavailable ({e}); pip install -e '.[bench]'.")
         else:
-            ctx.torch_ref = torch_reference
-            ctx.torch_threads = torch_reference.set_threads(torch_threads)
-            if suite == "gpu":
-                ctx.torch_device = torch_reference.default_device()
-            else:
-                import torch  # noqa: PLC0415
+            import torch  # noqa: PLC0415
 
-                ctx.torch_device = torch.device("cpu")
+            ctx.torch_threads = torch_reference.set_threads(torch_threads)
+            if suite != "gpu":
+                ctx.torch_ref, ctx.torch_device = torch_reference, torch.device("cpu")
+            elif torch.cuda.is_available():
+                ctx.torch_ref, ctx.torch_device = torch_reference, torch.device("cuda")
+            else:
+                ctx.log(
+                    f"torch {torch.__version__} sees no CUDA device: the gpu suite runs without "
+                    "the PyTorch reference (install a CUDA build of torch to compare)."
+                )
+    if suite == "gpu" and jax.default_backend() == "cpu":
+        ctx.log("warning: --suite gpu but JAX runs on CPU; the numbers are CPU numbers.")
     return ctx
 
 
@@ -951,13 +931,12 @@ def _fmt(x: Any, spec: str = ".3g") -> str:
 def format_table(rows: list[dict]) -> str:
     """Readable table of result rows.
 
-    `ratio` is ours / reference; `best` is ours / the faster PyTorch configuration (when PyTorch
-    was also timed with 1 thread); `target` is the issue's minimum ratio and whether `ratio`
-    meets it.
+    `ratio` is ours / reference; `MFU` is ours / the JAX matmul peak of the same run; `target`
+    is the issue's minimum ratio and whether `ratio` meets it.
     """
     head = (
         f"{'case':<36} {'unit':<12} {'ours':>10} {'reference':>10} {'ratio':>7} "
-        f"{'best':>7} {'GFLOP/s':>8} {'MFU':>6} {'target':>7}"
+        f"{'GFLOP/s':>8} {'MFU':>6} {'target':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -968,7 +947,6 @@ def format_table(rows: list[dict]) -> str:
         lines.append(
             f"{r['name']:<36} {r['unit']:<12} {_fmt(r['ours_per_s'], '.4g'):>10} "
             f"{_fmt(r['reference_per_s'], '.4g'):>10} {_fmt(r['ratio'], '.2f'):>7} "
-            f"{_fmt(r.get('ratio_vs_best_reference'), '.2f'):>7} "
             f"{_fmt(r.get('gflops_ours'), '.1f'):>8} "
             f"{'-' if mfu is None else format(100 * mfu, '.0f') + '%':>6} {target:>7}"
         )
@@ -987,12 +965,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 params")
     parser.add_argument("--no_reference", action="store_true", help="skip PyTorch")
     parser.add_argument("--torch_threads", type=int, default=None, help="default: os.cpu_count()")
-    parser.add_argument(
-        "--torch_1thread",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also time PyTorch with 1 thread (default: on for the cpu suite)",
-    )
     parser.add_argument("--data_dir", default=None, help="TFDS data dir for the pipeline case")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
@@ -1004,7 +976,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         bf16=args.bf16,
         reference=not args.no_reference,
         torch_threads=args.torch_threads,
-        torch_1thread=args.torch_1thread,
         data_dir=args.data_dir,
         verbose=not args.quiet,
     )

@@ -73,3 +73,33 @@ def test_classes_are_distinguishable():
     config = dcl.default_config("times_shift_rotate", 28, steps=400)
     clf = dcl.train_classifier(config, images=x / 127.5 - 1.0, labels=y, use_cache=False)
     assert clf.accuracy > 0.9
+
+
+def test_small_variance_study_configs_and_table():
+    from experiments import small_variance as sv
+
+    config = sv.get_config()
+    assert config.datasets == ("times_shift", "times_shift_rotate")
+    c = sv.run_config(config, "times_shift", "lsgan", 1)
+    assert (c.loss, c.coding.a, c.coding.b, c.coding.c) == ("lsgan", -1.0, 1.0, 0.0)
+    assert c.data.name == "times_shift" and c.seed == config.seed + 1
+    assert (c.model.g, c.model.d) == ("digit_g", "digit_d")
+    assert sv.run_config(config, "times_shift_rotate", "nsgan", 0).loss == "nsgan"
+    paper = sv.get_config("paper")
+    assert paper.num_steps == 50_001 and not dict(paper.model.g_kwargs) and paper.batch_size == 64
+    assert (paper.optim_g.lr, paper.optim_g.b1) == (2e-4, 0.5)
+    with pytest.raises(ValueError, match="times_shift"):
+        sv.run_config(config, "mnist", "lsgan", 0)
+
+    config.datasets, config.losses = ("times_shift",), ("lsgan",)
+    hist = [0.0] * 10
+    hist[3] = 1.0
+    rows = [
+        {"dataset": "times_shift", "loss": "lsgan", "diverged": False, "class_hist": h,
+         "final": {"class_coverage": cov, "collapsed": col, "fd": fd, "kl_uniform": kl}}
+        for h, cov, col, fd, kl in ((hist, 0.1, 1.0, 400.0, 2.3), ([0.1] * 10, 1.0, 0.0, 5.0, 0.0))
+    ]  # fmt: skip
+    table, md = sv.make_table(rows, config)
+    assert table[0]["classes_covered"] == [1, 10] and table[0]["collapsed"] == 1
+    assert table[0]["mean_class_hist"][3] == pytest.approx(0.55)
+    assert "| times_shift | LSGAN (−1,1,0) | 1/10, 10/10 | 1/2 | 0/2 |" in md

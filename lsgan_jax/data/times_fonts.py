@@ -302,6 +302,9 @@ def config_name(kind: str, num_per_class: int, seed: int, font: str) -> str:
     return f"{kind}_n{int(num_per_class)}_seed{int(seed)}_{tag}"
 
 
+_VERSION = tfds.core.Version("1.0.0")
+
+
 class TimesConfig(tfds.core.BuilderConfig):
     """One rendered set; kind, size, seed and font are all part of the config (cache) name.
 
@@ -316,7 +319,7 @@ class TimesConfig(tfds.core.BuilderConfig):
         rotation = f", rotation U[-{ROTATE}, {ROTATE}] deg" if kind == "shift_rotate" else ""
         super().__init__(
             name=config_name(kind, num_per_class, seed, font),
-            version=LsganTimes.VERSION,
+            version=_VERSION,
             description=(
                 f"times.{kind.replace('_', '.')}: 10 x {num_per_class} white Times-font digits "
                 f"on black, 28x28; font {font_tag(font)}; ink height {DIGIT_HEIGHT} px, shift "
@@ -335,12 +338,17 @@ class LsganTimes(tfds.core.GeneratorBasedBuilder):
     Build it with :func:`times_builder` (which makes the per-set :class:`TimesConfig`).
     """
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = _VERSION
     code_path = epath.Path(__file__)
     RELEASE_NOTES = {"1.0.0": "Rendered with Pillow; uint8 (28, 28, 1) Tensor feature."}
+    # The official-size sets with the default font (known configs: TFDS does not warn about them).
+    BUILDER_CONFIGS = [
+        TimesConfig(kind=k, num_per_class=NUM_PER_CLASS, seed=0, font=find_times_font())
+        for k in KINDS
+    ]
 
     def __init__(self, **kwargs: Any):
-        if not isinstance(kwargs.get("config"), TimesConfig):
+        if not isinstance(kwargs.get("config"), TimesConfig | str):
             raise ValueError(
                 "LsganTimes needs a per-set config; build it with "
                 "lsgan_jax.data.times_fonts.times_builder(kind, data_dir=...)."
@@ -398,4 +406,5 @@ def times_builder(
     config = TimesConfig(
         kind=kind, num_per_class=num_per_class, seed=seed, font=font or find_times_font()
     )
-    return LsganTimes(config=config, data_dir=data_dir)
+    known = {c.name for c in LsganTimes.BUILDER_CONFIGS}
+    return LsganTimes(config=config.name if config.name in known else config, data_dir=data_dir)

@@ -19,8 +19,12 @@ images once (seconds on a CPU), caches it, and measures generated samples with i
   a few classes with their natural within-class variety still give ≈ 0.95, one class ≈ 0.5 on
   sklearn digits, uniform noise ≈ 1.5);
 * **collapsed** (0/1) — ``(class_coverage < min_coverage or fd > max_fd) and diversity <
-  max_diversity``: the metrics say the samples miss the data *and* the samples are much less
-  diverse than the data (mode collapse, as opposed to a generator that has not learned yet).
+  max_diversity`` (defaults 0.5, 150, 0.8: :class:`CollapseRule`): the metrics say the samples
+  miss the data *and* they are much less diverse than the data — mode collapse, as opposed to
+  a generator that is still noisy (diverse but wrong) or one that misses a few classes with
+  normal within-class variety. On sklearn digits (16 or 32 px), the digits FD of real samples
+  is ≈ 0.3, real + N(0, 0.3²) noise ≈ 6, half the classes ≈ 50, one class ≈ 350-400, uniform
+  noise ≈ 540; generators with good samples reach 10-40.
 
 Classifier. An MLP (ReLU; default hidden widths (128, 64), the last layer's activations are the
 features) on images at the classifier's ``input_size``: the GAN's samples at the experiment
@@ -31,7 +35,7 @@ The classifier is trained on the real images after the *same* path the GAN sees 
 (the pipeline's bilinear resize to the experiment resolution, then the area average), so real and
 generated images are measured identically. Training: AdamW, minibatches with ±``jitter_px``
 random shifts at input resolution, a stratified held-out split (``holdout`` = 20 %) whose accuracy
-is reported (sklearn digits: ≥ 0.95). The trained weights are cached as ``.npz`` under
+is reported (sklearn digits: 0.986 on 359 held-out images with the defaults). The trained weights are cached as ``.npz`` under
 ``<cache>/classifiers/`` keyed by a hash of every setting (:meth:`ClassifierConfig.key`), in
 :func:`lsgan_jax.metrics.fid_weights.default_cache_dir` unless ``cache_dir`` is given.
 
@@ -523,7 +527,7 @@ class CollapseRule:
     """
 
     min_coverage: float = 0.5
-    max_fd: float = float("inf")
+    max_fd: float = 150.0
     max_diversity: float = 0.8
     min_class_frac: float = 0.01
 
