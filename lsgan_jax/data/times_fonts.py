@@ -37,7 +37,7 @@ share a cache.
 TFDS. :class:`LsganTimes` (``lsgan_times``) is an offline builder like
 :class:`lsgan_jax.data.builders.LsganDigits`: ArrayRecord, ``uint8 (28, 28, 1)`` Tensor feature, a
 ``train`` split of ``10 × num_per_class`` examples, prepared on first use by
-:func:`lsgan_jax.data.images.load_source` (about 2-5 s for 10,000 images). Registered in
+:func:`lsgan_jax.data.images.load_source` (about 5 s for 10,000 images on a CPU core). Registered in
 :data:`lsgan_jax.data.images.DATASETS` as ``times_shift`` and ``times_shift_rotate``.
 
 Reference:
