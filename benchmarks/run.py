@@ -1,6 +1,6 @@
 r"""Speed benchmarks: lsgan_jax against a PyTorch eager reference, measured interleaved.
 
-    python -m benchmarks.run --suite cpu                 # readable table (about 10 min on 2 cores)
+    python -m benchmarks.run --suite cpu                 # readable table (15-20 min on 2 cores)
     python -m benchmarks.run --suite cpu --json          # one JSON object per line
     python -m benchmarks.run --suite cpu --cases mixture_official,pipeline
     python -m benchmarks.run --suite gpu --bf16 --json   # on an accelerator (bigger batches)
@@ -14,9 +14,13 @@ each repeat, each measurement lasting about `target_s` seconds; a rate is the me
 On a machine shared with other jobs, only ratios measured this way are meaningful.
 
 Each row: `name`, `unit`, `ours_per_s`, `reference_per_s`, `ratio` (= ours / reference),
-`repeats`, `config`, the min-max spread of both rates, and for model cases the model FLOPs of one
-step, achieved GFLOP/s (`gflops_ours`, `gflops_reference`), the matmul peak measured in the same
-run (`peak_gflops`, a large JAX matmul in the compute dtype) and `mfu_ours` = gflops_ours / peak.
+`repeats`, `config`, the min-max spread of both rates, `ratio_of_best` (best repeat over best
+repeat), `foreign_cpu_ours` / `foreign_cpu_reference` (median share of the machine's CPU time
+that OTHER processes used during the measurements: 0 = undisturbed, 1 = every core taken),
+`load_avg_1m_after` (the 1-minute load average when the row was made), and for model
+cases the model FLOPs of one step, achieved GFLOP/s (`gflops_ours`, `gflops_reference`), the
+matmul peak measured in the same run (`peak_gflops`, the best of a large JAX matmul in the compute
+dtype) and `mfu_ours` = gflops_ours / peak; image cases add images/s.
 Rows with a target from the issue carry `target` (minimum ratio) and `target_met`.
 
 Model FLOPs: 2·(multiply-adds) of the matmuls and convolutions of one forward pass of G and D at
@@ -203,14 +207,51 @@ def _copy(tree: Any) -> Any:
     return jax.tree.map(jnp.copy, tree)
 
 
+class CpuMeter:
+    """Share of the machine's CPU time used by OTHER processes during a measurement.
+
+    `(busy jiffies of all CPUs from /proc/stat - this process's CPU time) / (wall · ncpu)`:
+    0 on an idle machine, ~1 when other jobs keep every core busy. None where /proc is missing.
+    """
+
+    def __init__(self):
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._ncpu = os.cpu_count() or 1
+
+    def _busy(self) -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / self._tick
+
+    def start(self) -> tuple:
+        t = os.times()
+        return (time.perf_counter(), self._busy(), t.user + t.system)
+
+    def foreign_share(self, start: tuple) -> float | None:
+        wall0, busy0, own0 = start
+        wall, busy = time.perf_counter() - wall0, self._busy()
+        t = os.times()
+        if busy is None or busy0 is None or wall <= 0:
+            return None
+        other = (busy - busy0) - (t.user + t.system - own0)
+        return min(max(other / (wall * self._ncpu), 0.0), 1.0)
+
+
 def interleave(
     variants: dict[str, Callable[[], float]],
     *,
     repeats: int,
     target_s: float,
     log: Callable[[str], None] = lambda m: None,
-) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """Times each variant in turn, `repeats` times, after a warm-up; returns units/s per repeat.
+) -> tuple[dict[str, list[float]], dict[str, int], dict[str, list[float]]]:
+    """Times each variant in turn, `repeats` times, after a warm-up.
+
+    Returns (units/s per repeat, calls per measurement, foreign CPU share per measurement — see
+    `CpuMeter`) for each variant.
 
     Each variant is a callable that does one chunk of work, waits for it and returns the number
     of units done (steps, run-steps, GFLOP). Warm-up: one call (compilation), then, when
@@ -234,15 +275,21 @@ def interleave(
             f"  warm-up {name}: first call {t1 - t0:.2f} s, next {dt:.3f} s -> {calls[name]} call(s)"
         )
     rates: dict[str, list[float]] = {name: [] for name in names}
+    shares: dict[str, list[float]] = {name: [] for name in names}
+    meter = CpuMeter()
     for r in range(repeats):
         k = r % len(names)
         for name in names[k:] + names[:k]:
             units = 0.0
+            mark = meter.start()
             t0 = time.perf_counter()
             for _ in range(calls[name]):
                 units += variants[name]()
             rates[name].append(units / (time.perf_counter() - t0))
-    return rates, calls
+            share = meter.foreign_share(mark)
+            if share is not None:
+                shares[name].append(share)
+    return rates, calls, shares
 
 
 def _median(xs: list[float] | None) -> float | None:
@@ -259,9 +306,10 @@ def make_row(
     config: dict[str, Any],
     flops_per_unit: float | None = None,
     images_per_unit: int | None = None,
-    load_avg: bool = True,
+    shares: tuple[list[float] | None, list[float] | None] = (None, None),
 ) -> dict[str, Any]:
-    """One result row (see the module docstring for the keys)."""
+    """One result row (see the module docstring for the keys); `shares`: foreign CPU shares of
+    the ours / reference measurements."""
     ours_ps, ref_ps = _median(ours), _median(reference)
     row: dict[str, Any] = {
         "name": name,
@@ -274,7 +322,13 @@ def make_row(
         "reference_range": [min(reference), max(reference)] if reference else None,
         "config": config,
     }
-    if load_avg and hasattr(os, "getloadavg"):
+    if reference:
+        # Best repeats: on a shared machine the least-disturbed measurement of each side.
+        row["ratio_of_best"] = max(ours) / max(reference)
+    for side, values in zip(("ours", "reference"), shares, strict=True):
+        if values:
+            row[f"foreign_cpu_{side}"] = round(float(statistics.median(values)), 3)
+    if hasattr(os, "getloadavg"):
         row["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     if images_per_unit:
         row["images_per_s_ours"] = ours_ps * images_per_unit
@@ -399,7 +453,7 @@ def case_matmul(ctx: Context, n: int) -> list[dict]:
     rows = []
     for dtype_name in ["float32"] + (["bfloat16"] if ctx.bf16 else []):
         variants = _matmul_variants(ctx, n, dtype_name)
-        rates, calls = interleave(
+        rates, calls, shares = interleave(
             variants, repeats=max(ctx.repeats, 3), target_s=ctx.target_s, log=ctx.log
         )
         ctx.peak[dtype_name] = max(rates["ours"])
@@ -408,6 +462,7 @@ def case_matmul(ctx: Context, n: int) -> list[dict]:
             unit="GFLOP/s",
             ours=rates["ours"],
             reference=rates.get("reference"),
+            shares=(shares.get("ours"), shares.get("reference")),
             ctx=ctx,
             config={"n": n, "dtype": dtype_name, "calls_per_repeat": calls},
         )
@@ -477,7 +532,7 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
             amp_dtype=ctx.amp_dtype(),
         )
         variants["reference"] = _torch_call(ctx, ref_step, cfg.get("ref_chunk", 5))
-    rates, calls = interleave(variants, **ctx.timing(cfg))
+    rates, calls, shares = interleave(variants, **ctx.timing(cfg))
     config = {
         "batch": c.batch_size,
         "runs": 1,
@@ -493,6 +548,7 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
             unit="steps/s",
             ours=rates["scan"],
             reference=rates.get("reference"),
+            shares=(shares.get("scan"), shares.get("reference")),
             ctx=ctx,
             config={**config, "scan_steps": k},
             flops_per_unit=flops,
@@ -502,6 +558,7 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
             unit="steps/s",
             ours=rates["no_scan"],
             reference=rates.get("reference"),
+            shares=(shares.get("no_scan"), shares.get("reference")),
             ctx=ctx,
             config={**config, "steps_dispatched_per_block": chunk},
             flops_per_unit=flops,
@@ -536,7 +593,7 @@ def case_mixture_vectorized(ctx: Context, cfg: dict) -> list[dict]:
         _block((seq_states, out))
         return r * k
 
-    rates, calls = interleave(
+    rates, calls, shares = interleave(
         {"vectorized": vectorized, "sequential": sequential}, **ctx.timing(cfg)
     )
     row = make_row(
@@ -544,6 +601,7 @@ def case_mixture_vectorized(ctx: Context, cfg: dict) -> list[dict]:
         unit="run-steps/s",
         ours=rates["vectorized"],
         reference=rates["sequential"],
+        shares=(shares.get("vectorized"), shares.get("sequential")),
         ctx=ctx,
         config={
             "batch": c.batch_size,
@@ -663,7 +721,7 @@ def _image_case(
             amp_dtype=ctx.amp_dtype(),
         )
         variants["reference"] = _torch_call(ctx, ref_step, chunk)
-    rates, calls = interleave(variants, **ctx.timing(cfg))
+    rates, calls, shares = interleave(variants, **ctx.timing(cfg))
     auto = resolve_deconv_impl("auto")
     rows = []
     for impl in impls:
@@ -683,6 +741,7 @@ def _image_case(
             unit="steps/s",
             ours=rates[impl],
             reference=rates.get("reference"),
+            shares=(shares.get(impl), shares.get("reference")),
             ctx=ctx,
             config=config,
             flops_per_unit=flops,
@@ -782,7 +841,7 @@ def case_pipeline(ctx: Context, cfg: dict) -> list[dict]:
         "make_iterator": loop_over(real_it, [_copy(state)]),
         "synthetic": loop_over(synth_it, [state]),
     }
-    rates, calls = interleave(variants, **ctx.timing(cfg))
+    rates, calls, shares = interleave(variants, **ctx.timing(cfg))
     g_fwd, d_fwd, flops = gan_step_flops(
         c.model.g, dict(c.model.g_kwargs), c.model.d, dict(c.model.d_kwargs), batch
     )
@@ -791,6 +850,7 @@ def case_pipeline(ctx: Context, cfg: dict) -> list[dict]:
         unit="steps/s",
         ours=rates["make_iterator"],
         reference=rates["synthetic"],
+        shares=(shares.get("make_iterator"), shares.get("synthetic")),
         ctx=ctx,
         config={
             "dataset": c.data.name,
@@ -928,15 +988,22 @@ def _fmt(x: Any, spec: str = ".3g") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}"
+
+
 def format_table(rows: list[dict]) -> str:
     """Readable table of result rows.
 
-    `ratio` is ours / reference; `MFU` is ours / the JAX matmul peak of the same run; `target`
-    is the issue's minimum ratio and whether `ratio` meets it.
+    `ratio` is ours / reference (medians); `best/best` the ratio of the best repeats (on a shared
+    machine, the least-disturbed measurement of each side); `MFU` is ours / the JAX matmul peak
+    of the same run; `others` the % of the machine's CPU that other processes took during our /
+    the reference's measurements (median); `target` the issue's minimum ratio and whether
+    `ratio` meets it.
     """
     head = (
         f"{'case':<36} {'unit':<12} {'ours':>10} {'reference':>10} {'ratio':>7} "
-        f"{'GFLOP/s':>8} {'MFU':>6} {'target':>7}"
+        f"{'best/best':>9} {'GFLOP/s':>8} {'MFU':>6} {'others':>9} {'target':>9}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -944,11 +1011,14 @@ def format_table(rows: list[dict]) -> str:
         if "target" in r:
             target = f"{'ok' if r['target_met'] else 'MISS'} {r['target']:g}"
         mfu = r.get("mfu_ours")
+        fo, fr = r.get("foreign_cpu_ours"), r.get("foreign_cpu_reference")
+        others = f"{_pct(fo)}/{_pct(fr)}" if fo is not None or fr is not None else "-"
         lines.append(
             f"{r['name']:<36} {r['unit']:<12} {_fmt(r['ours_per_s'], '.4g'):>10} "
             f"{_fmt(r['reference_per_s'], '.4g'):>10} {_fmt(r['ratio'], '.2f'):>7} "
+            f"{_fmt(r.get('ratio_of_best'), '.2f'):>9} "
             f"{_fmt(r.get('gflops_ours'), '.1f'):>8} "
-            f"{'-' if mfu is None else format(100 * mfu, '.0f') + '%':>6} {target:>7}"
+            f"{'-' if mfu is None else format(100 * mfu, '.0f') + '%':>6} {others:>9} {target:>9}"
         )
     return "\n".join(lines)
 
