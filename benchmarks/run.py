@@ -27,8 +27,12 @@ Model FLOPs: 2·(multiply-adds) of the matmuls and convolutions of one forward p
 the step's batch, counted from the jaxpr of the sub-pixel form (no multiplies on the structural
 zeros of a strided transpose conv; padding taps counted, as usual), and a step = 3·G + 8·D: G
 forward + backward (3·G), D forward + backward on the real and the fake batch (2 · 3·D), and D
-forward + input-gradient for the G loss (2·D). Our alternating step recomputes G's forward for
-the D update (4·G + 8·D executed); the PyTorch reference reuses it (the count is the same for both).
+forward + input-gradient for the G loss (2·D). Both our step and the PyTorch reference run G
+forward once per step (the D update and the G gradient share it).
+
+`[subpixel]` / `[conv_transpose]` rows: every stride-2 transposed convolution -- G's deconvs and
+the input gradients of D's stride-2 convs -- computed in the sub-pixel form or by XLA
+(`deconv_impl` of both models; `lsgan_jax/models/layers.py`).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from lsgan_jax import models as models_lib
 from lsgan_jax.models.layers import resolve_deconv_impl
 from lsgan_jax.training import runners
 from lsgan_jax.training.state import init_state, make_hparams, make_optimizer, unstack
-from lsgan_jax.training.step import StepSpec, make_train_step
+from lsgan_jax.training.step import StepSpec, latent_pool_sampler, make_train_step
 
 CASES = (
     "mixture_official",
@@ -500,8 +504,21 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
     step = make_train_step(spec)
     k, chunk = cfg["scan_steps"], cfg["no_scan_chunk"]
     scanned, plain = runners.single(step, scan_steps=k), runners.single(step)
+    # Diagnostic, not the protocol: latents drawn from a fixed pool (`latent_pool_sampler`)
+    # instead of fresh Threefry normals, to measure what the PRNG costs in the step.
+    pool = jax.random.normal(jax.random.PRNGKey(5), (cfg.get("pool", 4096), spec.latent_dim))
+    pooled = runners.single(
+        make_train_step(dataclasses.replace(spec, sample_latents=latent_pool_sampler(pool))),
+        scan_steps=k,
+    )
     hp = unstack(hps, 0)
     box_scan, box_plain = [_copy(unstack(states, 0))], [_copy(unstack(states, 0))]
+    box_pool = [_copy(unstack(states, 0))]
+
+    def ours_pool() -> float:
+        box_pool[0], metrics = pooled(box_pool[0], hp)
+        _block((box_pool[0], metrics))
+        return k
 
     def ours_scan() -> float:
         box_scan[0], metrics = scanned(box_scan[0], hp)
@@ -514,7 +531,7 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
         _block((box_plain[0], metrics))
         return chunk
 
-    variants = {"scan": ours_scan, "no_scan": ours_plain}
+    variants = {"scan": ours_scan, "no_scan": ours_plain, "latent_pool": ours_pool}
     g_kw = c.model.g_kwargs
     if ctx.torch_ref is not None:
         tr = ctx.torch_ref
@@ -565,6 +582,18 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
         ),
     ]
     rows[0]["scan_speedup_vs_no_scan"] = rows[0]["ours_per_s"] / rows[1]["ours_per_s"]
+    rows.append(
+        make_row(
+            "mixture_official[scan,latent_pool]",
+            unit="steps/s",
+            ours=rates["latent_pool"],
+            reference=rates.get("reference"),
+            shares=(shares.get("latent_pool"), shares.get("reference")),
+            ctx=ctx,
+            config={**config, "scan_steps": k, "latents": f"pool of {pool.shape[0]} (diagnostic)"},
+            flops_per_unit=flops,
+        )
+    )
     return rows
 
 
@@ -635,8 +664,12 @@ def _jax_image_step(
         dtype=dt,
         **g_kwargs,
     )
-    d = models_lib.create(
-        d_name, rngs=nnx.Rngs(params=jax.random.fold_in(key, 1)), dtype=dt, **d_kwargs
+    d = models_lib.create(  # D's stride-2 conv input gradients are stride-2 transposed convs
+        d_name,
+        rngs=nnx.Rngs(params=jax.random.fold_in(key, 1)),
+        deconv_impl=impl,
+        dtype=dt,
+        **d_kwargs,
     )
     g_tx, d_tx = make_optimizer(_adam_cfg()), make_optimizer(_adam_cfg())
     spec = StepSpec(

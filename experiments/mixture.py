@@ -35,8 +35,9 @@ Protocols (sources in shared/research/mixtures.md and paper.md §2.4):
   epochs.
 * `welfert` — the 200-seed ring success-rate study of Welfert et al. (shared/research/mixtures.md
   §5.1; LSGAN 32.5 %, non-saturating 22 %, saturating 47 % of seeds cover all 8 modes). Also a
-  sweep: `python -m lsgan_jax.sweep welfert_ring`. Differences: latents are drawn fresh (the paper
-  fixes a 50k latent set); real points are drawn from the fixed set with replacement.
+  sweep: `python -m lsgan_jax.sweep welfert_ring`. As the paper, training uses fixed sets of 50k
+  real points and 50k latents (`data.latent_pool_size`). Difference: both are drawn from with
+  replacement rather than in shuffled epochs.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
             "kwargs": {"radius": 1.0, "std": 0.01, "duplicate_endpoint": False},
             "dataset_size": 0,  # 0: fresh samples every step (official); >0: a fixed dataset (PacGAN)
             "dataset_seed": 1234,
+            # 0: fresh latents every step (official, PacGAN); >0: a fixed latent set (Welfert)
+            "latent_pool_size": 0,
         }
     )
     c.model = ml_collections.ConfigDict(
@@ -125,6 +128,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         c.data.name = "ring"
         c.data.kwargs = {"radius": 1.0, "std": 0.01}
         c.data.dataset_size = 50_000
+        c.data.latent_pool_size = 50_000
         c.model = ml_collections.ConfigDict(
             {"g": "welfert_g", "g_kwargs": {}, "d": "welfert_d", "d_kwargs": {}}
         )

@@ -60,7 +60,7 @@ protocol, table, every run's final/best metrics), ``table.md``, ``grids/<setting
 samples, one row per seed), ``grids.png`` (all settings), and each run's own workdir under
 ``runs/<setting>/seed<k>/`` (logs, checkpoints; rerunning resumes and re-evaluates).
 
-Differences from the official code, on purpose: the data (digits at 32 px instead of LSUN 64 px in
+Differences from the official code, on purpose: the data (digits at 16 px instead of LSUN 64 px in
 the CPU default), the narrower networks and fewer steps (CPU budget), mean-reduced losses (Adam
 and RMSProp are invariant to the scale up to ε, and λ_GP is rescaled as above).
 """

@@ -45,6 +45,7 @@ def test_rows_have_keys_and_positive_rates(rows):
         "matmul_peak[float32]",
         "mixture_official[scan]",
         "mixture_official[no_scan]",
+        "mixture_official[scan,latent_pool]",
         "dcgan28_digits[subpixel]",
     ]
     for row in rows:
@@ -63,7 +64,8 @@ def test_rows_have_keys_and_positive_rates(rows):
     scan = rows[1]
     assert scan["target"] == 2.5 and isinstance(scan["target_met"], bool)
     assert _positive(scan["scan_speedup_vs_no_scan"])
-    assert _positive(rows[3]["images_per_s_ours"])
+    assert "pool" in rows[3]["config"]["latents"]
+    assert _positive(rows[4]["images_per_s_ours"])
 
 
 def test_table_prints_every_row(rows):

@@ -196,3 +196,36 @@ def test_bfloat16_compute_keeps_float32_params(tmp_path, monkeypatch):
     config.compute_dtype = "float16"
     with pytest.raises(ValueError, match="bfloat16"):
         image_loop.validate_config(config)
+
+
+def test_in_loop_evaluation_schedule_best_and_final(tmp_path, monkeypatch):
+    """Evaluators run every `eval_every` steps and at the end (0: only at the end); summary.json
+    keeps the final value and the best one in each metric's direction."""
+    from experiments import digits
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    calls = []
+
+    def evaluator(generate, step):
+        x = np.asarray(generate(jax.numpy.zeros((2, config.model.g_kwargs["latent_dim"])), None))
+        calls.append(step)
+        assert x.shape[0] == 2 and np.all(np.isfinite(x))
+        return {"fid": abs(step - 4.0), "coverage": step / 10.0}
+
+    config = digits.get_config("smoke")
+    config.num_steps, config.eval_every = 6, 2
+    summary = image_loop.train(config, str(tmp_path / "every2"), evaluators={"toy": evaluator})
+    assert calls == [2, 4, 6]
+    assert summary["final"] == {"step": 6, "toy/fid": 2.0, "toy/coverage": 0.6}
+    assert summary["best"]["toy/fid"] == {"value": 0.0, "step": 4}
+    assert summary["best"]["toy/coverage"] == {"value": 0.6, "step": 6}
+    on_disk = json.load(open(tmp_path / "every2" / "summary.json"))
+    assert on_disk["best"] == summary["best"]
+
+    calls.clear()
+    config.eval_every = 0
+    image_loop.train(config, str(tmp_path / "end_only"), evaluators={"toy": evaluator})
+    assert calls == [6]
+    config.eval_every = -1
+    with pytest.raises(ValueError, match="eval_every must be >= 0"):
+        image_loop.train(config, str(tmp_path / "bad"), evaluators={"toy": evaluator})

@@ -190,6 +190,63 @@ def test_conv_transpose2x_module_impls_share_parameters():
     assert a.kernel.shape == (5, 5, 6, 3)
 
 
+# Input sizes of SAME stride-2 convs: even, odd (the digits' 7 -> 4), non-square, 1 -> 1.
+_CONV_SIZES = [(8, 8), (7, 7), (5, 6), (1, 1)]
+
+
+@pytest.mark.parametrize("hw", _CONV_SIZES, ids=lambda s: "{}x{}".format(*s))
+def test_stride2_conv_subpixel_input_gradient_matches_xla(hw):
+    """`stride2_conv` == XLA's SAME stride-2 conv: values, grads wrt (x, w), and the second-order
+    gradient a gradient penalty needs (d/dw of ||dD/dx||^2), for k = 3, 4, 5."""
+    x = _normal((2, *hw, 3), hw[0] * 10 + hw[1])
+    kernels = {k: _normal((k, k, 3, 4), k) for k in (3, 4, 5)}
+    out_hw = (-(-hw[0] // 2), -(-hw[1] // 2))
+    cot = _normal((2, *out_hw, 4), 7)
+
+    def xla(x, w):
+        return jax.lax.conv_general_dilated(
+            x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    @jax.jit
+    def run(x, kernels):
+        out = {}
+        for k, kernel in kernels.items():
+            for name, fn in (("xla", xla), ("sp", layers.stride2_conv)):
+                y, vjp = jax.vjp(fn, x, kernel)
+
+                def penalty(w, fn=fn):  # ||d<conv(x, w)^2, cot>/dx||^2: reverse over reverse
+                    gx = jax.grad(lambda x: jnp.sum(fn(x, w) ** 2 * cot))(x)
+                    return jnp.sum(gx**2)
+
+                out[k, name] = (y, *vjp(cot), jax.grad(penalty)(kernel))
+        return out
+
+    res = run(x, kernels)
+    for k in kernels:
+        for a, b, what in zip(res[k, "sp"], res[k, "xla"], ("y", "dx", "dw", "d2w"), strict=True):
+            scale = float(np.abs(b).max())
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale, err_msg=f"{what} k={k}")
+
+
+def test_conv2d_impl_switch_and_fallbacks():
+    """`conv2d(impl=...)` keeps parameters and values; non-SAME/strided cases fall back to XLA."""
+    x = _normal((2, 9, 9, 3), 1)
+    a = layers.conv2d(3, 4, kernel_size=5, impl="conv_transpose", dtype=None, rngs=nnx.Rngs(0))
+    b = layers.conv2d(3, 4, kernel_size=5, impl="subpixel", dtype=None, rngs=nnx.Rngs(0))
+    assert b.conv_general_dilated is layers.conv_general_dilated_subpixel_grad
+    assert a.conv_general_dilated is jax.lax.conv_general_dilated
+    chex.assert_trees_all_equal(nnx.state(a, nnx.Param), nnx.state(b, nnx.Param))
+    np.testing.assert_allclose(b(x), a(x), rtol=1e-5, atol=1e-6)
+    s1 = layers.conv2d(3, 4, strides=1, impl="subpixel", dtype=None, rngs=nnx.Rngs(0))
+    assert s1.conv_general_dilated is jax.lax.conv_general_dilated  # stride 1: nothing to fix
+    w = _normal((3, 3, 3, 4), 2)
+    dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+    valid = layers.conv_general_dilated_subpixel_grad(x, w, (2, 2), "VALID", dimension_numbers=dn)
+    ref = jax.lax.conv_general_dilated(x, w, (2, 2), "VALID", dimension_numbers=dn)
+    np.testing.assert_allclose(valid, ref, rtol=1e-5, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------
 # Parameter counts (official architectures; abstract construction, no compute).
 # ---------------------------------------------------------------------------------------------
@@ -459,6 +516,32 @@ def test_model_deconv_impls_agree(key):
     # Float tolerance relative to the gradient scale (biases before a train-mode BN have an exact
     # zero gradient, computed as rounding noise by both impls).
     scale = max(float(np.abs(x).max()) for x in jax.tree.leaves(grad_ct))
+    chex.assert_trees_all_close(grad_sp, grad_ct, rtol=1e-3, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("key", ["digit28", "dcgan32", "conditional28"])
+def test_discriminator_deconv_impls_agree(key):
+    """D's input gradients through the sub-pixel transposed conv == XLA's, params and input."""
+    _, d_ct = _small_pair(key, d={"deconv_impl": "conv_transpose"})
+    _, d_sp = _small_pair(key, d={"deconv_impl": "subpixel"})
+    gd_ct, params, rest = nnx.split(d_ct, nnx.Param, ...)
+    gd_sp, params_sp, _ = nnx.split(d_sp, nnx.Param, ...)
+    chex.assert_trees_all_equal(params, params_sp)
+    x = _normal((4, *d_ct.image_shape), 3)
+    labels = jnp.arange(4) % d_ct.num_classes if d_ct.num_classes else None
+
+    def loss(graphdef, params, x):
+        m = nnx.merge(graphdef, params, rest, copy=True)
+        return jnp.sum(m(x, labels=labels, train=True) ** 2)
+
+    @jax.jit
+    def both(params, x):
+        grad = jax.value_and_grad(loss, argnums=(1, 2))
+        return grad(gd_ct, params, x), grad(gd_sp, params, x)
+
+    (val_ct, grad_ct), (val_sp, grad_sp) = both(params, x)
+    np.testing.assert_allclose(val_sp, val_ct, rtol=1e-5)
+    scale = max(float(np.abs(g).max()) for g in jax.tree.leaves(grad_ct))
     chex.assert_trees_all_close(grad_sp, grad_ct, rtol=1e-3, atol=1e-5 * scale)
 
 

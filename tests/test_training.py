@@ -286,3 +286,89 @@ def test_hparams_pytree_roundtrip():
     assert all(x.shape == () for x in leaves)
     assert jax.tree.structure(stack([hp, hp])) == jax.tree.structure(hp)
     assert optax.tree.norm(jnp.ones(3)) > 0
+
+
+@pytest.mark.parametrize("update", ["alternating", "simultaneous"])
+def test_step_matches_a_hand_written_reference(update):
+    """One step == the update rules written out with `jax.grad` on the LS losses (SGD, coding
+    a, b, c = -1, 1, 0): D descends ½E[(D(x)-b)²] + ½E[(D(G(z))-a)²]; G descends
+    ½E[(D'(G(z))-c)²] with D' the updated D (alternating) or the old one (simultaneous); G's
+    BatchNorm statistics move once, by the one forward pass on z."""
+    g = models.create("pacgan_g", rngs=nnx.Rngs(params=0), hidden=16, depth=2)
+    d = models.create("mixture_mlp_d", rngs=nnx.Rngs(params=1), hidden=16)
+    sgd = ml_collections.ConfigDict({"name": "sgd", "lr": 0.1})
+    g_tx, d_tx = make_optimizer(sgd), make_optimizer(sgd)
+    g_def, d_def = nnx.graphdef(g), nnx.graphdef(d)
+    spec = StepSpec(g_def, d_def, g_tx, d_tx, BATCH, g.latent_dim, update=update)
+    state = init_state(g, d, g_tx, d_tx, jax.random.PRNGKey(3))
+    a, b, c, lr_g, lr_d = -1.0, 1.0, 0.0, 0.05, 0.2
+    hp = make_hparams(lr_g=lr_g, lr_d=lr_d, a=a, b=b, c=c)
+    batch = _batch()
+    new, _ = jax.jit(make_train_step(spec))(state, batch, hp)
+
+    # The documented randomness: z from fold_in(rng, step), 2nd of 4 splits, fold_in(., 0).
+    k_z = jax.random.split(jax.random.fold_in(state.rng, state.step), 4)[1]
+    z = jax.random.normal(jax.random.fold_in(k_z, 0), (BATCH, g.latent_dim))
+
+    def gen(g_params, z):
+        m = nnx.merge(g_def, g_params, state.g_rest, copy=True)
+        return m(z, train=True), nnx.state(m, nnx.Not(nnx.Param))
+
+    def disc(d_params, x):
+        return nnx.merge(d_def, d_params, state.d_rest, copy=True)(x, train=True)
+
+    fake, g_rest = gen(state.g_params, z)
+
+    def d_loss(p):
+        return 0.5 * jnp.mean((disc(p, batch["image"]) - b) ** 2) + 0.5 * jnp.mean(
+            (disc(p, fake) - a) ** 2
+        )
+
+    d_params = jax.tree.map(
+        lambda p, gr: p - lr_d * gr, state.d_params, jax.grad(d_loss)(state.d_params)
+    )
+    d_for_g = d_params if update == "alternating" else state.d_params
+
+    def g_loss(p):
+        return 0.5 * jnp.mean((disc(d_for_g, gen(p, z)[0]) - c) ** 2)
+
+    g_params = jax.tree.map(
+        lambda p, gr: p - lr_g * gr, state.g_params, jax.grad(g_loss)(state.g_params)
+    )
+    _close(new.d_params, d_params, atol=1e-6)
+    _close(new.g_params, g_params, atol=1e-6)
+    _close(new.g_rest, g_rest, atol=1e-6)
+    assert not np.allclose(
+        jax.tree.leaves(nnx.state(g_rest, nnx.BatchStat))[0],
+        jax.tree.leaves(nnx.state(state.g_rest, nnx.BatchStat))[0],
+    )
+
+
+def test_latent_pool_replaces_fresh_latents():
+    """`sample_latents=latent_pool_sampler(pool)`: every z of a step is a row of the pool (a
+    one-row pool makes the whole fake batch identical); the pool config builds and validates."""
+    from experiments import mixture as mixture_exp
+    from lsgan_jax.training import loop
+    from lsgan_jax.training.step import latent_pool_sampler
+
+    pool = jax.random.normal(jax.random.PRNGKey(1), (5, 3))
+    draw = jax.jit(latent_pool_sampler(pool), static_argnums=1)(jax.random.PRNGKey(2), 64)
+    dist = np.abs(np.asarray(draw)[:, None, :] - np.asarray(pool)[None]).sum(-1)
+    assert draw.shape == (64, 3) and np.all(dist.min(axis=1) == 0)
+    assert len({int(i) for i in dist.argmin(axis=1)}) == 5  # uses the whole pool
+    with pytest.raises(ValueError, match="latent pool"):
+        latent_pool_sampler(jnp.zeros((3,)))
+
+    c = mixture_exp.get_config("smoke")
+    c.data.latent_pool_size = 1
+    _, spec, states, hps, _, _ = loop.build_mixture_study(c)
+    state = unstack(states, 0)
+    new, _ = jax.jit(make_train_step(spec))(state, None, unstack(hps, 0))
+    assert int(new.step) == 1
+    k_z = jax.random.split(jax.random.fold_in(state.rng, state.step), 4)[1]
+    z = spec.sample_latents(jax.random.fold_in(k_z, 0), spec.batch_size)
+    assert np.all(np.asarray(z) == np.asarray(z)[0])  # one row, repeated
+    assert mixture_exp.get_config("welfert").data.latent_pool_size == 50_000
+    c.data.latent_pool_size = -1
+    with pytest.raises(ValueError, match="latent_pool_size"):
+        loop.build_mixture_study(c)

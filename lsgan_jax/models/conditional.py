@@ -240,6 +240,7 @@ class ConditionalDiscriminator(nnx.Module):
         label_features: int = 256,
         hidden: int = 1024,
         kernel_size: int = 5,
+        deconv_impl: str = "auto",
         axis_name: str | None = None,
         dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
@@ -256,6 +257,8 @@ class ConditionalDiscriminator(nnx.Module):
           label_features: Size of ``Phi_D(y)`` (official 256).
           hidden: Width of the hidden linear layer (official 1024).
           kernel_size: Conv kernel (official 5).
+          deconv_impl: Input-gradient implementation of the stride-2 convs (``"auto"`` |
+            ``"conv_transpose"`` | ``"subpixel"``; same values), see ``layers.conv2d``.
           axis_name: Mapped axis for synchronized BatchNorm statistics, or None.
           dtype: Computation dtype; parameters are ``param_dtype``.
           param_dtype: Parameter dtype (float32).
@@ -270,7 +273,7 @@ class ConditionalDiscriminator(nnx.Module):
         kernel_size = check_int("kernel_size", kernel_size)
         self.image_shape = (image_size, image_size, channels)
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        ck = dict(kernel_size=kernel_size, **common)
+        ck = dict(kernel_size=kernel_size, impl=deconv_impl, **common)
         self.label_proj = linear(self.num_classes, ly, **common)  # d_liner
         self.conv0 = conv2d(channels, channels + ly, **ck)  # d_h0_conv
         self.conv1 = conv2d(channels + 2 * ly, b + ly, **ck)  # d_h1_conv

@@ -259,6 +259,7 @@ class DCGANDiscriminator(nnx.Module):
         num_layers: int = 4,
         d_batchnorm: bool = True,
         bn_scale_std: float = 0.0,
+        deconv_impl: str = "auto",
         axis_name: str | None = None,
         dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
@@ -274,6 +275,9 @@ class DCGANDiscriminator(nnx.Module):
           num_layers: Number of stride-2 convs (official 4).
           d_batchnorm: False removes every BatchNorm (ICCV ``BN_GD_*`` runs).
           bn_scale_std: BN gamma ~ N(1, std^2); 0 -> gamma = 1.
+          deconv_impl: How the input gradients of the stride-2 convs (stride-2 transposed
+            convs) are computed: ``"auto"`` | ``"conv_transpose"`` (XLA) | ``"subpixel"``
+            (``layers.stride2_conv``); same parameters and values.
           axis_name: Mapped axis for synchronized BatchNorm statistics, or None.
           dtype: Computation dtype; parameters are ``param_dtype``.
           param_dtype: Parameter dtype (float32).
@@ -292,7 +296,7 @@ class DCGANDiscriminator(nnx.Module):
         ins = [channels] + widths[:-1]
         self.convs = nnx.List(
             [
-                conv2d(i, o, kernel_size=kernel_size, **common)
+                conv2d(i, o, kernel_size=kernel_size, impl=deconv_impl, **common)
                 for i, o in zip(ins, widths, strict=True)
             ]
         )
@@ -406,6 +410,7 @@ class DigitDiscriminator(nnx.Module):
         kernel_size: int = 5,
         d_batchnorm: bool = True,
         bn_scale_std: float = 0.0,
+        deconv_impl: str = "auto",
         axis_name: str | None = None,
         dtype: Dtype | None = None,
         param_dtype: Dtype = jnp.float32,
@@ -421,6 +426,8 @@ class DigitDiscriminator(nnx.Module):
           kernel_size: Conv kernel (official 5).
           d_batchnorm: False removes both BatchNorms.
           bn_scale_std: BN gamma ~ N(1, std^2); 0 -> gamma = 1.
+          deconv_impl: Input-gradient implementation of the stride-2 convs, as in
+            :class:`DCGANDiscriminator`.
           axis_name: Mapped axis for synchronized BatchNorm statistics, or None.
           dtype: Computation dtype; parameters are ``param_dtype``.
           param_dtype: Parameter dtype (float32).
@@ -438,8 +445,8 @@ class DigitDiscriminator(nnx.Module):
         self.batchnorm = bool(d_batchnorm)
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         bn_kw = dict(axis_name=axis_name, scale_std=bn_scale_std, **common)
-        self.conv1 = conv2d(channels, f1, kernel_size=kernel_size, **common)
-        self.conv2 = conv2d(f1, f2, kernel_size=kernel_size, **common)
+        self.conv1 = conv2d(channels, f1, kernel_size=kernel_size, impl=deconv_impl, **common)
+        self.conv2 = conv2d(f1, f2, kernel_size=kernel_size, impl=deconv_impl, **common)
         final = _ceil_div(image_size, 4)
         self.hidden = linear(final * final * f2, hidden, **common)
         self.out = linear(hidden, 1, **common)

@@ -51,6 +51,15 @@ the forward pass).
 
 ``impl="auto"`` (default) chooses ``"subpixel"`` when ``jax.default_backend() == "cpu"`` and
 ``"conv_transpose"`` otherwise (GPU/TPU compute the strided transpose well).
+
+The same transposed convolution appears in every discriminator: the **input gradient** of a SAME
+stride-2 ``conv2d`` is the SAME stride-2 ``conv2d_transpose`` of the output cotangent with the
+same filter. XLA:CPU computes it on a slow path when the conv's output is small (1.25 s for the
+8x8x256 -> 4x4x512 layer of the DCGAN-64 D at batch 32; 5.5 s for LSUN-112's 14x14x256 ->
+7x7x512), so ``conv2d(impl="subpixel")`` (the CPU default) uses :func:`stride2_conv`, a
+``custom_vjp`` whose input gradient is :func:`subpixel_conv_transpose` (45 ms and 0.11 s for
+those layers; never slower on the layers measured). Values, first and second derivatives are
+the same as XLA's to float rounding (tested).
 """
 
 from __future__ import annotations
@@ -76,12 +85,14 @@ __all__ = [
     "check_int",
     "check_latent",
     "conv2d",
+    "conv_general_dilated_subpixel_grad",
     "conv_transpose",
     "count_batchnorms",
     "count_params",
     "linear",
     "lrelu",
     "resolve_deconv_impl",
+    "stride2_conv",
     "subpixel_conv_transpose",
     "tf_transpose_padding",
 ]
@@ -136,11 +147,19 @@ def conv2d(
     *,
     kernel_size: int = 5,
     strides: int = 2,
+    impl: str = "auto",
     dtype: Dtype | None,
     param_dtype: Dtype = jnp.float32,
     rngs: nnx.Rngs,
 ) -> nnx.Conv:
-    """Official ``conv2d``: SAME conv, kernel truncated N(0, 0.02^2), zero bias."""
+    """Official ``conv2d``: SAME conv, kernel truncated N(0, 0.02^2), zero bias.
+
+    ``impl`` (see :func:`resolve_deconv_impl`) picks how the **input gradient** of a stride-2
+    conv -- a stride-2 transposed conv -- is computed: ``"subpixel"`` routes it through
+    :func:`subpixel_conv_transpose` (:func:`stride2_conv`), ``"conv_transpose"`` leaves it to
+    XLA. Parameters and forward values are the same either way.
+    """
+    use_subpixel = strides == 2 and resolve_deconv_impl(impl) == "subpixel"
     return nnx.Conv(
         in_features,
         out_features,
@@ -151,6 +170,9 @@ def conv2d(
         bias_init=ZEROS_INIT,
         dtype=dtype,
         param_dtype=param_dtype,
+        conv_general_dilated=conv_general_dilated_subpixel_grad
+        if use_subpixel
+        else jax.lax.conv_general_dilated,
         rngs=rngs,
     )
 
@@ -372,6 +394,87 @@ def subpixel_conv_transpose(
     y = jnp.stack(rows, axis=2)  # (B, mh, 2 [h phase], mw, 2, C): depth-to-space by reshape
     y = y.reshape(b, 2 * mh, 2 * mw, cout)
     return y[:, :oh, :ow, :]
+
+
+def _stride2_conv_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, kernel, (2, 2), "SAME", dimension_numbers=_DN)
+
+
+@jax.custom_vjp
+def stride2_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """SAME stride-2 convolution (NHWC, HWIO) whose input gradient uses the sub-pixel form.
+
+    The forward value is ``lax.conv_general_dilated(x, kernel, (2, 2), "SAME")``. Its input
+    gradient is, by definition, the adjoint of that map: TF's SAME ``conv2d_transpose`` of the
+    output cotangent with the same filter, i.e. :func:`subpixel_conv_transpose` with the kernel
+    in this module's convention, ``kernel[::-1, ::-1].transpose(0, 1, 3, 2)`` (equation (1) of
+    the module docstring), at the input's spatial size. The kernel gradient is XLA's.
+
+    Why: XLA:CPU computes the input gradient of a strided conv with a small output on a slow
+    path -- 1.25 s for the 8x8x256 -> 4x4x512 layer of the DCGAN-64 D at batch 32, 45 ms this
+    way; 5.5 s vs 0.11 s for the 14x14x256 -> 7x7x512 layer of the LSUN-112 D (2-core CPU,
+    ``benchmarks/RESULTS.md``). Gradients agree with XLA's to float rounding
+    (``tests/test_image_models.py``); reverse-over-reverse (the LSGAN-GP penalty) works because
+    the backward rule is made of ordinary differentiable ops.
+    """
+    return _stride2_conv_xla(x, kernel)
+
+
+def _stride2_conv_fwd(x, kernel):
+    return _stride2_conv_xla(x, kernel), (x, kernel)
+
+
+def _stride2_conv_bwd(res, dy):
+    x, kernel = res
+    adjoint = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+    dx = subpixel_conv_transpose(dy, adjoint, output_size=x.shape[1:3])
+    _, pull_kernel = jax.vjp(lambda k: _stride2_conv_xla(x, k), kernel)
+    return dx.astype(x.dtype), pull_kernel(dy)[0]
+
+
+stride2_conv.defvjp(_stride2_conv_fwd, _stride2_conv_bwd)
+
+
+def conv_general_dilated_subpixel_grad(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides: Sequence[int],
+    padding: Any,
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    precision: Any = None,
+    **kwargs: Any,
+) -> jax.Array:
+    """Drop-in ``lax.conv_general_dilated`` (for ``nnx.Conv(conv_general_dilated=...)``) that
+    sends plain SAME stride-2 2-D NHWC convs to :func:`stride2_conv`; anything else to XLA."""
+    plain = (
+        lhs.ndim == 4
+        and tuple(window_strides) == (2, 2)
+        and isinstance(padding, str)
+        and padding.upper() == "SAME"
+        and all(d == 1 for d in (lhs_dilation or (1, 1)))
+        and all(d == 1 for d in (rhs_dilation or (1, 1)))
+        and feature_group_count == 1
+        and precision is None
+        and not any(v is not None for v in kwargs.values())
+        and dimension_numbers == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DN)
+    )
+    if plain:
+        return stride2_conv(lhs, rhs)
+    return jax.lax.conv_general_dilated(
+        lhs,
+        rhs,
+        window_strides,
+        padding,
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count,
+        precision=precision,
+        **kwargs,
+    )
 
 
 class ConvTranspose(nnx.Module):

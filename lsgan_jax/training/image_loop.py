@@ -72,6 +72,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     for name in ("num_steps", "batch_size", "log_every", "checkpoint_every", "sample_every"):
         if int(config[name]) < 1:
             raise ConfigError(f"{name} must be >= 1, got {config[name]}.")
+    if int(config.get("eval_every", 0)) < 0:
+        raise ConfigError(
+            f"eval_every must be >= 0 (0: evaluate only at the end), got {config.eval_every}."
+        )
 
 
 def _choose_runner(config) -> tuple[str, int]:
@@ -152,7 +156,7 @@ def train(
       config: the experiment config (see `experiments/digits.py` for the fields).
       workdir: output directory; an existing checkpoint there is resumed.
       evaluators: name -> function `(generate, step) -> {metric: value}` run every
-        `config.eval_every` steps and at the end; `generate(z, labels)` samples the generator
+        `config.eval_every` steps (0: never during training) and always at the end; `generate(z, labels)` samples the generator
         (EMA weights when enabled) in inference mode, on host-visible arrays.
       make_iterator: override of `lsgan_jax.data.images.make_iterator` (same signature).
     """
@@ -295,7 +299,8 @@ def train(
                 bar.set_postfix(d=f"{vals['d_loss']:.3f}", g=f"{vals['g_loss']:.3f}")
             if step % config.sample_every == 0 or last:
                 write_samples(step)
-            if config.get("eval_every", 0) and (step % config.eval_every == 0 or last):
+            every = config.get("eval_every", 0)
+            if last or (every and step % every == 0):
                 run_evals(step)
             bar.update(1)
             if step % config.checkpoint_every == 0 or last or guard.requested:
@@ -313,8 +318,7 @@ def train(
     ckpt.close()
     if start == config.num_steps:  # resumed a finished run: refresh the outputs
         write_samples(step)
-        if config.get("eval_every", 0):
-            run_evals(step)
+        run_evals(step)
     if writer:
         writer.close()
 

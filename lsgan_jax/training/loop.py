@@ -36,6 +36,7 @@ from lsgan_jax.training.state import Hparams, init_state, make_hparams, make_opt
 from lsgan_jax.training.step import (
     StepSpec,
     compute_dtype,
+    latent_pool_sampler,
     make_generate,
     make_train_step,
     sample_latent,
@@ -183,6 +184,11 @@ def _validate_config(config: ml_collections.ConfigDict) -> None:
             f"snapshot_steps {bad} must be multiples of eval_every={config.eval_every} "
             "(steps past num_steps are ignored)."
         )
+    if int(config.data.get("latent_pool_size", 0)) < 0:
+        raise ValueError(
+            f"data.latent_pool_size={config.data.latent_pool_size}; use 0 (fresh latents every "
+            "step) or the size of a fixed latent set."
+        )
     if config.nan_policy not in ("stop", "mark"):
         raise ValueError(f"nan_policy={config.nan_policy!r}; choose 'stop' or 'mark'.")
 
@@ -235,6 +241,15 @@ def build_mixture_study(config: ml_collections.ConfigDict, points: list[dict] | 
 
     g0, d0 = build_models(jax.random.PRNGKey(0))
     g_tx, d_tx = make_optimizer(config.optim_g), make_optimizer(config.optim_d)
+    sample_latents = None
+    if config.data.get("latent_pool_size", 0):  # a fixed latent set, shared by all runs
+        pool = sample_latent(
+            jax.random.fold_in(jax.random.PRNGKey(config.data.dataset_seed), 1),
+            config.data.latent_pool_size,
+            g0.latent_dim,
+            g0.latent_dist,
+        )
+        sample_latents = latent_pool_sampler(pool)
     spec = StepSpec(
         g_graphdef=nnx.graphdef(g0),
         d_graphdef=nnx.graphdef(d0),
@@ -247,6 +262,7 @@ def build_mixture_study(config: ml_collections.ConfigDict, points: list[dict] | 
         update=config.update_mode,
         n_d=config.n_d,
         sample_real=sample_real,
+        sample_latents=sample_latents,
         compute_dtype=dtype or jnp.float32,
     )
 

@@ -56,6 +56,9 @@ class StepSpec:
       update: "alternating" or "simultaneous".
       n_d: discriminator updates per generator update.
       sample_real: `(key, n) -> (n, ...)` on-device sampler used when the step gets `batch=None`.
+      sample_latents: optional `(key, n) -> (n, latent_dim)` replacing the `latent_dist` draw
+        (e.g. a fixed latent set, as Welfert et al.; `latent_pool_sampler`). Drawn for the
+        global batch like every other draw.
       conditional: pass `labels=` to G and D (class-conditional LSGAN).
       num_classes: number of classes for conditional models (fake labels reuse the real ones).
       gp: None, or "dragan" — the LSGAN-GP penalty of the TPAMI code, on perturbed real data.
@@ -75,6 +78,7 @@ class StepSpec:
     update: str = "alternating"
     n_d: int = 1
     sample_real: Callable[[jax.Array, int], jax.Array] | None = None
+    sample_latents: Callable[[jax.Array, int], jax.Array] | None = None
     conditional: bool = False
     num_classes: int = 0
     gp: str | None = None
@@ -116,6 +120,24 @@ def sample_latent(key: jax.Array, n: int, dim: int, dist: str) -> jax.Array:
     if dist == "normal":
         return jax.random.normal(key, (n, dim), jnp.float32)
     return jax.random.uniform(key, (n, dim), jnp.float32, -1.0, 1.0)
+
+
+def latent_pool_sampler(pool: jax.Array) -> Callable[[jax.Array, int], jax.Array]:
+    """`(key, n) -> n rows of `pool` drawn uniformly with replacement`: a fixed latent set.
+
+    Welfert et al.'s ring protocol trains on a fixed set of 50,000 latents
+    (``shared/research/mixtures.md`` §5.1). Drawing rows of a pool also costs almost nothing,
+    whereas fresh N(0, I) latents cost a Threefry hash per number -- on a 2-core CPU that is
+    ~0.6-0.9 ms of the 2.9 ms official mixture step (512 x 256 latents; benchmarks/RESULTS.md).
+    """
+    pool = jnp.asarray(pool, jnp.float32)
+    if pool.ndim != 2 or pool.shape[0] < 1:
+        raise ValueError(f"A latent pool must be (size, latent_dim), got {pool.shape}.")
+
+    def sample(key: jax.Array, n: int) -> jax.Array:
+        return pool[jax.random.randint(key, (n,), 0, pool.shape[0])]
+
+    return sample
 
 
 def _local_slice(x: jax.Array, axis_name: str | None) -> jax.Array:
@@ -274,21 +296,35 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
         metrics = {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
         return (d_params, new_rest, d_opt), metrics
 
-    def g_grads(g_params, g_rest, d_params, d_rest, z, labels, hp, axis_name):
+    def g_forward(g_params, g_rest, z, labels, axis_name):
+        """G's forward pass, once per step: (fake, pullback to G's parameters, new g_rest).
+
+        The D update(s) consume `fake` and the G update pulls its gradient back through the
+        same pass, so G runs forward once per step (not once for D and again inside G's
+        gradient), as in the reference PyTorch loop that reuses `fake` with `.detach()`.
+        """
+
+        def forward(params):
+            # Merged inside the differentiated function so that BatchNorm may update its
+            # statistics at this trace level (see the module docstring).
+            gen = nnx.merge(g_gd, params, g_rest, copy=True)
+            return call(gen, z, labels), nnx.state(gen, not_param)
+
+        fake, pull, new_rest = jax.vjp(forward, _varying(g_params, axis_name), has_aux=True)
+        return fake, pull, new_rest
+
+    def g_grads(fake, pull, d_params, d_rest, labels, hp, axis_name):
+        """G's loss and gradient at the given D: dL/dfake through D, then G's pullback."""
         g_loss_fn = _select_loss(spec, hp, "g")
 
-        def loss_fn(gen):
-            # Merged inside the differentiated function so that its BatchNorm may update
-            # statistics at this trace level; D's statistics from the G step are discarded.
+        def loss_of_fake(fake):
+            # D's statistics from the G step are discarded (copy=True).
             disc = nnx.merge(d_gd, d_params, d_rest, copy=True)
-            fake = call(gen, z, labels)
-            return g_loss_fn(call(disc, fake, labels).astype(jnp.float32)), fake
+            return g_loss_fn(call(disc, fake, labels).astype(jnp.float32))
 
-        gen = nnx.merge(g_gd, _varying(g_params, axis_name), g_rest)
-        (loss, fake), grads = nnx.value_and_grad(loss_fn, argnums=wrt, has_aux=True)(gen)
-        new_rest = nnx.state(gen, not_param)
-        grads, loss = _pmean((grads, loss), axis_name)
-        return loss, grads, new_rest, fake
+        loss, d_fake = jax.value_and_grad(loss_of_fake)(fake)
+        (grads,) = pull(d_fake)
+        return _pmean((loss, grads), axis_name)
 
     def train_step(
         state: TrainState, batch: dict[str, jax.Array] | None, hp: Hparams, *, axis_name=None
@@ -310,24 +346,20 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
             return _local_slice(x, axis_name), labels
 
         def latent(i):
-            z = sample_latent(jax.random.fold_in(k_z, i), n, spec.latent_dim, spec.latent_dist)
+            k = jax.random.fold_in(k_z, i)
+            if spec.sample_latents is not None:
+                z = spec.sample_latents(k, n)
+            else:
+                z = sample_latent(k, n, spec.latent_dim, spec.latent_dist)
             return _local_slice(z, axis_name)
 
         d_parts = (state.d_params, state.d_rest, state.d_opt)
         z0 = latent(0)
         real0, labels0 = real_batch(0)
-        fake0 = None
-        if spec.update == "simultaneous":
-            # Both gradients at the old parameters; the generator's forward pass is shared.
-            g_loss, g_grad, g_rest, fake0 = g_grads(
-                state.g_params,
-                state.g_rest,
-                state.d_params,
-                state.d_rest,
-                z0,
-                labels0,
-                hp,
-                axis_name,
+        fake0, g_pull, g_rest = g_forward(state.g_params, state.g_rest, z0, labels0, axis_name)
+        if spec.update == "simultaneous":  # both gradients at the old parameters
+            g_loss, g_grad = g_grads(
+                fake0, g_pull, state.d_params, state.d_rest, labels0, hp, axis_name
             )
         d_metrics = []
         for i in range(spec.n_d):
@@ -344,10 +376,8 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
             )
             d_metrics.append(m)
         d_params, d_rest, d_opt = d_parts
-        if spec.update == "alternating":
-            g_loss, g_grad, g_rest, _ = g_grads(
-                state.g_params, state.g_rest, d_params, d_rest, z0, labels0, hp, axis_name
-            )
+        if spec.update == "alternating":  # at the updated D, through the same G forward pass
+            g_loss, g_grad = g_grads(fake0, g_pull, d_params, d_rest, labels0, hp, axis_name)
         g_opt = set_learning_rate(state.g_opt, hp.lr_g)
         updates, g_opt = spec.g_tx.update(g_grad, g_opt, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
