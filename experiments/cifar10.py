@@ -28,6 +28,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.model.d_kwargs = {"image_size": 32, "channels": 3, "num_layers": 3}
     c.num_steps = 100_000
     c.ema_decay = 0.999
+    c.evals = ("inception",)  # FID/KID/IS every eval_every steps and at the end (config.fid)
+    c.eval_every = 5_000
     if variant == "smoke":
         image_common.make_smoke(
             c,

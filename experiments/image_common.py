@@ -3,11 +3,15 @@ conditional): each experiment module overrides a few fields of `base_config()`."
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 
+import jax
 import ml_collections
 
+from lsgan_jax.cli import ConfigError
+from lsgan_jax.metrics import fid_evaluator
 from lsgan_jax.training import image_loop
 
 
@@ -48,14 +52,46 @@ def base_config() -> ml_collections.ConfigDict:
     c.sample_every = 500
     c.num_samples = 64
     c.sample_seed = 42
-    c.eval_every = 0  # 0: evaluate only at the end (when the experiment has evaluators)
+    c.evals = ()  # in-loop evaluators by name: "inception" (FID/KID/IS), "digits" (classifier)
+    c.eval_every = 0  # 0: evaluate only at the end
+    c.fid = ml_collections.ConfigDict(dict(fid_evaluator.DEFAULTS))  # the "inception" protocol
     c.checkpoint_every = 1_000
     c.keep_checkpoints = 2
     return c
 
 
+def _inception(config: ml_collections.ConfigDict):
+    return fid_evaluator.make_inception_evaluator(config)
+
+
+def _digits(config: ml_collections.ConfigDict):
+    from lsgan_jax.metrics import digits_classifier  # noqa: PLC0415
+
+    n = int(config.get("eval_samples", 0) or 1_000)
+    return digits_classifier.make_digits_evaluator(n, config.sample_seed, config=config)
+
+
+#: In-loop evaluators by name (`config.evals`): name -> `(config) -> evaluator(generate, step)`.
+EVALUATORS = {"inception": _inception, "digits": _digits}
+
+
+def make_evaluators(config: ml_collections.ConfigDict) -> dict | None:
+    """The evaluators named in `config.evals` (None when there are none).
+
+    Built before training, so a missing dataset or missing Inception weights fail at once.
+    """
+    names = tuple(config.get("evals", ()))
+    for name in names:
+        if name not in EVALUATORS:
+            close = difflib.get_close_matches(name, EVALUATORS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Unknown evaluator {name!r} in config.evals.{hint} "
+                              f"Known: {sorted(EVALUATORS)}.")  # fmt: skip
+    return {name: EVALUATORS[name](config) for name in names} or None
+
+
 def make_smoke(c: ml_collections.ConfigDict, *, g_kwargs: dict, d_kwargs: dict) -> None:
-    """Turns `c` into a seconds-long test variant: tiny models, 4 steps, batch 8."""
+    """Turns `c` into a seconds-long test variant: tiny models, 4 steps, batch 8, no evaluators."""
     c.model.g_kwargs = g_kwargs
     c.model.d_kwargs = d_kwargs
     c.batch_size = 8
@@ -64,13 +100,28 @@ def make_smoke(c: ml_collections.ConfigDict, *, g_kwargs: dict, d_kwargs: dict) 
     c.sample_every = 4
     c.checkpoint_every = 2
     c.num_samples = 8
+    c.evals = ()
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, evaluators=None) -> dict:
-    """Trains with `lsgan_jax.training.image_loop.train` and prints what it wrote."""
+    """Trains with `lsgan_jax.training.image_loop.train` and prints what it wrote.
+
+    `evaluators` default to those named in `config.evals`; an evaluator with a `protocol()`
+    method has it recorded in `summary.json` under `protocols` (how each number was measured).
+    """
+    if evaluators is None:
+        evaluators = make_evaluators(config)
     summary = image_loop.train(config, workdir, evaluators=evaluators)
     if "preempted_at" in summary:
         return summary
+    protocols = {
+        name: ev.protocol() for name, ev in (evaluators or {}).items() if hasattr(ev, "protocol")
+    }
+    if protocols:
+        summary["protocols"] = protocols
+        if jax.process_index() == 0:
+            with open(os.path.join(workdir, "summary.json"), "w") as f:
+                json.dump(summary, f, indent=2, default=str)
     sps = summary.get("steps_per_s")
     rate = f"{sps:.2f} steps/s ({summary['images_per_s']:.0f} images/s)" if sps else "n/a"
     print(f"{config.data.name}: {summary['steps']} steps on {summary['devices']} device(s), {rate}")

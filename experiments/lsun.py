@@ -36,6 +36,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         opt.lr = 1e-3
     c.num_steps = 1_000_000 if variant == "paper" else 100_000
     c.ema_decay = 0.999
+    c.evals = ("inception",)  # FID/KID/IS every eval_every steps and at the end (config.fid)
+    c.eval_every = 10_000
     if variant == "smoke":
         c.data.image_size = 16
         image_common.make_smoke(

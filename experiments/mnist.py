@@ -29,6 +29,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.coding.a, c.coding.b, c.coding.c = -1.0, 1.0, 0.0
     c.num_steps = 50_001
     c.ema_decay = 0.999
+    c.evals = ("inception",)  # FID/KID/IS every eval_every steps and at the end (config.fid)
+    c.eval_every = 5_000
     if variant == "smoke":
         image_common.make_smoke(
             c,

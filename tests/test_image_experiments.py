@@ -229,3 +229,59 @@ def test_in_loop_evaluation_schedule_best_and_final(tmp_path, monkeypatch):
     config.eval_every = -1
     with pytest.raises(ValueError, match="eval_every must be >= 0"):
         image_loop.train(config, str(tmp_path / "bad"), evaluators={"toy": evaluator})
+
+
+def test_inception_evaluator_in_loop_with_cached_reference(tmp_path, monkeypatch):
+    """`config.evals=("inception",)`: FID/KID/IS every `eval_every` steps and at the end, real
+    statistics cached per dataset/resolution/split/n and reused, the protocol in summary.json.
+    Random Inception weights (the real ones cannot be downloaded here): the numbers mean
+    nothing, the protocol says so."""
+    from experiments import digits, image_common
+    from lsgan_jax.metrics import fid_evaluator, image_metrics
+    from lsgan_jax.metrics.inception import WEIGHTS_RANDOM
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    config = digits.get_config("smoke")
+    config.num_steps, config.eval_every = 4, 2
+    config.evals = ("inception",)
+    config.fid.update(
+        weights="random", num_fake=12, num_real=16, batch_size=6, kid_real=12,
+        kid_subset_size=6, kid_subsets=3, is_splits=2, cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    evaluators = image_common.make_evaluators(config)
+    summary = image_common.run(config, str(tmp_path / "run"), evaluators=evaluators)
+    evals = summary["evals"]
+    assert [e["step"] for e in evals] == [2, 4]
+    for key in ("inception/fid", "inception/kid", "inception/kid_std", "inception/is"):
+        assert np.isfinite(evals[-1][key]), key
+    assert evals[-1]["inception/fid"] > 0 and evals[-1]["inception/is"] >= 1.0
+    assert summary["best"]["inception/fid"]["value"] == min(e["inception/fid"] for e in evals)
+    proto = json.load(open(tmp_path / "run" / "summary.json"))["protocols"]["inception"]
+    assert proto["weights"] == WEIGHTS_RANDOM and proto["n_real"] == 16
+    assert proto["n_fake"] == 12 and proto["split"] == "train" and "bilinear" in proto["resize"]
+    assert proto["kid"]["subset_size"] == 6
+
+    # The reference statistics are cached: a second evaluator does not read the dataset.
+    stats = list((tmp_path / "cache" / "fid_stats").glob("digits_32px_n16_train_*.npz"))
+    assert len(stats) == 2  # statistics + the real features kept for KID
+    ev = fid_evaluator.InceptionEvaluator(
+        evaluators["inception"].extractor,  # (reused: building one compiles the network)
+        lambda: pytest.fail("the cached statistics should have been used"),
+        reference_name="digits_32px_n16", split="train", num_fake=12,
+        latents=np.zeros((12, config.model.g_kwargs["latent_dim"]), np.float32),
+        kid_real=12, kid_subset_size=6, kid_subsets=3, is_splits=2,
+        cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert ev.reference.n == 16 and ev.real_kid.shape == (12, 2048)
+    ref = image_metrics.load_reference_stats(
+        "digits_32px_n16", "train", space=ev.space, cache_dir=str(tmp_path / "cache")
+    )
+    np.testing.assert_allclose(ref.mu, ev.reference.mu)
+
+    config.evals = ("inceptoin",)
+    with pytest.raises(ValueError, match="Did you mean 'inception'"):
+        image_common.run(config, str(tmp_path / "bad"))
+    config.evals = ("inception",)
+    config.fid.weights = str(tmp_path / "missing.pth")
+    with pytest.raises(FileNotFoundError):
+        image_common.run(config, str(tmp_path / "noweights"))

@@ -12,7 +12,8 @@
 5. the loop — train step; every `log_every` steps metrics to `metrics.jsonl`/TensorBoard and a
    NaN/Inf check; every `sample_every` steps a sample grid from a fixed latent batch (EMA weights
    when enabled) to PNG and TensorBoard; every `checkpoint_every` steps (and on SIGTERM) a
-   checkpoint; evaluations registered in `config.evals` every `eval_every` steps;
+   checkpoint; the `evaluators` (experiments build them from `config.evals`, see
+   `experiments/image_common.py`) every `eval_every` steps and at the end;
 6. `summary.json` with the final and best evaluation values and the measured steps/s.
 """
 
