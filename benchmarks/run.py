@@ -559,41 +559,26 @@ def case_mixture_official(ctx: Context, cfg: dict) -> list[dict]:
         "torch_threads": ctx.torch_threads,
         "calls_per_repeat": calls,
     }
+    extra = {
+        "scan": {"scan_steps": k},
+        "no_scan": {"steps_dispatched_per_block": chunk},
+        "latent_pool": {"scan_steps": k, "latents": f"pool of {pool.shape[0]} (diagnostic)"},
+    }
+    names = {"scan": "scan", "no_scan": "no_scan", "latent_pool": "scan,latent_pool"}
     rows = [
         make_row(
-            "mixture_official[scan]",
+            f"mixture_official[{names[v]}]",
             unit="steps/s",
-            ours=rates["scan"],
+            ours=rates[v],
             reference=rates.get("reference"),
-            shares=(shares.get("scan"), shares.get("reference")),
+            shares=(shares.get(v), shares.get("reference")),
             ctx=ctx,
-            config={**config, "scan_steps": k},
-            flops_per_unit=flops,
-        ),
-        make_row(
-            "mixture_official[no_scan]",
-            unit="steps/s",
-            ours=rates["no_scan"],
-            reference=rates.get("reference"),
-            shares=(shares.get("no_scan"), shares.get("reference")),
-            ctx=ctx,
-            config={**config, "steps_dispatched_per_block": chunk},
-            flops_per_unit=flops,
-        ),
-    ]
-    rows[0]["scan_speedup_vs_no_scan"] = rows[0]["ours_per_s"] / rows[1]["ours_per_s"]
-    rows.append(
-        make_row(
-            "mixture_official[scan,latent_pool]",
-            unit="steps/s",
-            ours=rates["latent_pool"],
-            reference=rates.get("reference"),
-            shares=(shares.get("latent_pool"), shares.get("reference")),
-            ctx=ctx,
-            config={**config, "scan_steps": k, "latents": f"pool of {pool.shape[0]} (diagnostic)"},
+            config={**config, **extra[v]},
             flops_per_unit=flops,
         )
-    )
+        for v in ("scan", "no_scan", "latent_pool")
+    ]
+    rows[0]["scan_speedup_vs_no_scan"] = rows[0]["ours_per_s"] / rows[1]["ours_per_s"]
     return rows
 
 

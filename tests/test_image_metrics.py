@@ -48,6 +48,19 @@ def test_frechet_distance_matches_eigendecomposition(d):
     np.testing.assert_allclose(im.frechet_distance(mu2, s2, mu1, s1), got, rtol=1e-9)
 
 
+@pytest.mark.parametrize("d", [2, 16, 64])
+def test_frechet_distance_matches_scipy_sqrtm_reference(d):
+    """pytorch-fid's own formula with `scipy.linalg.sqrtm` on random Gaussians (float64)."""
+    from scipy import linalg
+
+    rng = np.random.default_rng(100 + d)
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d) * 0.5
+    s1, s2 = _spd(rng, d), _spd(rng, d)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    ref = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean)
+    np.testing.assert_allclose(im.frechet_distance(mu1, s1, mu2, s2), ref, rtol=1e-7, atol=1e-8)
+
+
 def test_frechet_distance_diagonal_closed_form_and_special_cases():
     rng = np.random.default_rng(0)
     d = 16

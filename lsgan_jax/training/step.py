@@ -6,7 +6,9 @@
 
 * Discriminator update(s), then the generator update (`update="alternating"`, the paper's image
   code), or both gradients taken at the same parameters (`update="simultaneous"`, the paper's
-  mixture code). `n_d` discriminator updates per generator update.
+  mixture code). `n_d` discriminator updates per generator update. G runs forward once per
+  step: the first D update uses that `fake`, and G's gradient is pulled back through the same
+  pass (`jax.vjp`) -- the arithmetic of PyTorch's `fake.detach()` pattern.
 * Randomness is a function of `(state.rng, state.step)` only: the step key is
   `fold_in(state.rng, step)`. Latents (and, when `batch is None`, real samples drawn on device by
   `spec.sample_real`) are drawn for the **global** batch and each device takes its slice, so the
