@@ -742,7 +742,7 @@ class ClassifierEvaluator:
         rule: CollapseRule = CollapseRule(),
         batch: int = 500,
     ):
-        from lsgan_jax.training.step import sample_latent  # noqa: PLC0415
+        from lsgan_jax.models.latent import sample_latent  # noqa: PLC0415
 
         if num_samples < 6:
             raise ValueError(f"num_samples must be >= 6 (k-NN metrics), got {num_samples}.")

@@ -206,7 +206,7 @@ def make_inception_evaluator(
     """
     from lsgan_jax.data import images  # noqa: PLC0415
     from lsgan_jax.metrics.digits_classifier import latent_of  # noqa: PLC0415
-    from lsgan_jax.training.step import sample_latent  # noqa: PLC0415
+    from lsgan_jax.models.latent import sample_latent  # noqa: PLC0415
 
     fid = {**DEFAULTS, **dict(config.get("fid", {}))}
     unknown = sorted(set(fid) - set(DEFAULTS))

@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lsgan_jax.models.latent import LATENT_DISTS
 from lsgan_jax.models.layers import (
     ConvTranspose2x,
     batch_norm,
@@ -60,7 +61,6 @@ from lsgan_jax.models.layers import (
     lrelu,
     resolve_deconv_impl,
 )
-from lsgan_jax.models.mlp import LATENT_DISTS
 from lsgan_jax.models.registry import register
 
 __all__ = [

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lsgan_jax.models.latent import LATENT_DISTS
 from lsgan_jax.models.registry import register
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
     "PacGANDiscriminator",
     "PacGANGenerator",
 ]
-
-LATENT_DISTS = ("normal", "uniform")
 
 Dtype = Any
 

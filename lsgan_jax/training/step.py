@@ -37,10 +37,10 @@ import optax
 from flax import nnx
 
 from lsgan_jax import losses as losses_lib
+from lsgan_jax.models.latent import LATENT_DISTS, sample_latent
 from lsgan_jax.training.state import Hparams, TrainState, set_learning_rate
 
 UPDATE_MODES = ("alternating", "simultaneous")
-LATENT_DISTS = ("normal", "uniform")
 GP_KINDS = (None, "dragan")
 
 
@@ -115,13 +115,6 @@ def compute_dtype(config: Any):
     if name not in COMPUTE_DTYPES:
         raise ConfigError(f"compute_dtype={name!r}; choose one of {sorted(COMPUTE_DTYPES)}.")
     return COMPUTE_DTYPES[name]
-
-
-def sample_latent(key: jax.Array, n: int, dim: int, dist: str) -> jax.Array:
-    """z ~ N(0, I) or U[-1, 1]^dim, shape (n, dim), float32."""
-    if dist == "normal":
-        return jax.random.normal(key, (n, dim), jnp.float32)
-    return jax.random.uniform(key, (n, dim), jnp.float32, -1.0, 1.0)
 
 
 def latent_pool_sampler(pool: jax.Array) -> Callable[[jax.Array, int], jax.Array]:

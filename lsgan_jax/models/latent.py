@@ -1,0 +1,23 @@
+"""The generators' latent distributions: z ~ N(0, I) or U[−1, 1]^d.
+
+Every generator declares ``latent_dim`` and ``latent_dist``; the train step, the samplers of the
+experiments and the evaluators draw z with :func:`sample_latent`, so all of them agree on what a
+"normal" or "uniform" latent is.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+#: Names accepted for ``latent_dist``.
+LATENT_DISTS = ("normal", "uniform")
+
+
+def sample_latent(key: jax.Array, n: int, dim: int, dist: str) -> jax.Array:
+    """z ~ N(0, I) (``"normal"``) or U[−1, 1]^dim (``"uniform"``), shape ``(n, dim)``, float32."""
+    if dist == "normal":
+        return jax.random.normal(key, (n, dim), jnp.float32)
+    if dist == "uniform":
+        return jax.random.uniform(key, (n, dim), jnp.float32, -1.0, 1.0)
+    raise ValueError(f"latent_dist={dist!r}; choose one of {LATENT_DISTS}.")
