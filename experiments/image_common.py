@@ -7,7 +7,6 @@ import difflib
 import json
 import os
 
-import jax
 import ml_collections
 
 from lsgan_jax.cli import ConfigError
@@ -106,22 +105,13 @@ def make_smoke(c: ml_collections.ConfigDict, *, g_kwargs: dict, d_kwargs: dict) 
 def run(config: ml_collections.ConfigDict, workdir: str, *, evaluators=None) -> dict:
     """Trains with `lsgan_jax.training.image_loop.train` and prints what it wrote.
 
-    `evaluators` default to those named in `config.evals`; an evaluator with a `protocol()`
-    method has it recorded in `summary.json` under `protocols` (how each number was measured).
+    `evaluators` default to those named in `config.evals`.
     """
     if evaluators is None:
         evaluators = make_evaluators(config)
     summary = image_loop.train(config, workdir, evaluators=evaluators)
     if "preempted_at" in summary:
         return summary
-    protocols = {
-        name: ev.protocol() for name, ev in (evaluators or {}).items() if hasattr(ev, "protocol")
-    }
-    if protocols:
-        summary["protocols"] = protocols
-        if jax.process_index() == 0:
-            with open(os.path.join(workdir, "summary.json"), "w") as f:
-                json.dump(summary, f, indent=2, default=str)
     sps = summary.get("steps_per_s")
     rate = f"{sps:.2f} steps/s ({summary['images_per_s']:.0f} images/s)" if sps else "n/a"
     print(f"{config.data.name}: {summary['steps']} steps on {summary['devices']} device(s), {rate}")

@@ -84,6 +84,7 @@ __all__ = [
     "default_data_dir",
     "get_spec",
     "load_source",
+    "load_images",
     "local_batch_size",
     "make_iterator",
     "prepare",
@@ -680,6 +681,32 @@ def _preprocess(images: np.ndarray | Sequence[np.ndarray], size: int, crop: str)
     out *= 1.0 / 127.5
     out -= 1.0
     return np.clip(out, -1.0, 1.0, out=out)
+
+
+def load_images(
+    name: str,
+    *,
+    size: int,
+    split: str = "train",
+    data_dir: str | None = None,
+    limit: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, ImageDatasetInfo]:
+    """The first ``limit`` (default: all) images of a split, as the training pipeline makes them.
+
+    ``uint8 → crop → bilinear resize to size → x / 127.5 − 1`` (the preprocessing of
+    :func:`make_iterator`), read through :func:`load_source` in index order: the real side of
+    evaluation metrics.
+
+    Returns:
+      ``(images float32 (N, size, size, C) in [−1, 1], labels int32 (N,), info)``.
+    """
+    source, info = load_source(name, split=split, data_dir=data_dir)
+    n = len(source) if limit is None else min(int(limit), len(source))
+    raw = [source[i] for i in range(n)]
+    x = [np.asarray(r["image"]) for r in raw]
+    labels = np.asarray([int(r["label"]) for r in raw], np.int32)
+    x = _preprocess(np.stack(x) if len({a.shape for a in x}) == 1 else x, size, info.spec.crop)
+    return x, labels, info
 
 
 def _as_hwc(image: Any) -> np.ndarray:

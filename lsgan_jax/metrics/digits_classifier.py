@@ -212,14 +212,9 @@ def load_real_images(
     """
     from lsgan_jax.data import images  # noqa: PLC0415
 
-    source, info = images.load_source(dataset, split=split, data_dir=data_dir)
+    x, labels, info = images.load_images(dataset, size=source_size, split=split, data_dir=data_dir)
     if info.num_classes < 2:
         raise ValueError(f"Dataset {dataset!r} is unlabelled; a classifier needs class labels.")
-    raw = [source[i] for i in range(len(source))]
-    x = [np.asarray(r["image"]) for r in raw]
-    labels = np.asarray([int(r["label"]) for r in raw], np.int32)
-    x = images._preprocess(np.stack(x) if len({a.shape for a in x}) == 1 else x, source_size,
-                           info.spec.crop)  # fmt: skip
     return x, labels
 
 

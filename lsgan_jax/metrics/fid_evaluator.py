@@ -228,11 +228,9 @@ def make_inception_evaluator(
     )
 
     def real_images() -> np.ndarray:
-        source, info = images.load_source(name, split=fid["split"], data_dir=data_dir)
-        n = min(int(fid["num_real"]), len(source))
-        raw = [np.asarray(source[i]["image"]) for i in range(n)]
-        same = len({a.shape for a in raw}) == 1
-        return images._preprocess(np.stack(raw) if same else raw, size, info.spec.crop)
+        limit = int(fid["num_real"])
+        return images.load_images(name, size=size, split=fid["split"], data_dir=data_dir,
+                                  limit=limit)[0]  # fmt: skip
 
     return InceptionEvaluator(
         extractor,

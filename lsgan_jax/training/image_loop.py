@@ -157,7 +157,8 @@ def train(
       config: the experiment config (see `experiments/digits.py` for the fields).
       workdir: output directory; an existing checkpoint there is resumed.
       evaluators: name -> function `(generate, step) -> {metric: value}` run every
-        `config.eval_every` steps (0: never during training) and always at the end; `generate(z, labels)` samples the generator
+        `config.eval_every` steps (0: never during training) and always at the end; one with a
+        `protocol()` method has it recorded in `summary.json` under `protocols`; `generate(z, labels)` samples the generator
         (EMA weights when enabled) in inference mode, on host-visible arrays.
       make_iterator: override of `lsgan_jax.data.images.make_iterator` (same signature).
     """
@@ -334,6 +335,11 @@ def train(
         "best": _best(meta["evals"]),
         "config": config.to_dict(),
     }
+    protocols = {  # how each evaluator's numbers were measured, where it says
+        name: fn.protocol() for name, fn in (evaluators or {}).items() if hasattr(fn, "protocol")
+    }
+    if protocols:
+        summary["protocols"] = protocols
     if is_main:
         with open(os.path.join(workdir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2, default=str)
