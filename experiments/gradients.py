@@ -45,7 +45,7 @@ four losses are evaluated on the *same* D outputs (what a generator loss does wi
 
 **Part 2: during training.** The 2-D ring study of :mod:`experiments.mixture` (official networks,
 batch 512, simultaneous updates; 2 seeds × {lsgan, nsgan} × 2,500 steps by default), trained by
-:func:`lsgan_jax.training.loop.train` into ``<workdir>/training``. The trainer logs
+:func:`lsgan_jax.training.mixture_trainer.train` into ``<workdir>/training``. The trainer logs
 ``<loss>/g_grad_norm`` (global norm of G's parameter gradient of the mean-reduced loss, at the last
 step of every ``eval_every`` chunk, averaged over seeds) to ``metrics.jsonl``; we plot it per loss
 on a log axis (``gradients_training.png``) and report its mean over the last 20 % of training.
@@ -79,8 +79,8 @@ from flax import nnx
 from experiments import mixture
 from lsgan_jax import cli, losses, viz
 from lsgan_jax import models as models_lib
-from lsgan_jax.training import logging as train_logging
-from lsgan_jax.training import loop
+from lsgan_jax.training import metrics_log as train_logging
+from lsgan_jax.training import mixture_trainer
 
 VARIANTS = ("default", "smoke")
 
@@ -474,7 +474,7 @@ def run_part2(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains (or resumes) the mixture study and summarizes the generator gradient norms."""
     mcfg = cfg.mixture
     sub = os.path.join(workdir, "training")
-    train_summary = loop.train(mcfg, sub)
+    train_summary = mixture_trainer.train(mcfg, sub)
     if "preempted_at" in train_summary:
         return {"preempted_at": train_summary["preempted_at"]}
     steps, curves = grad_norm_curves(sub, tuple(mcfg.losses))

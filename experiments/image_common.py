@@ -9,9 +9,9 @@ import os
 
 import ml_collections
 
-from lsgan_jax.cli import ConfigError
-from lsgan_jax.metrics import fid_evaluator
-from lsgan_jax.training import image_loop
+from lsgan_jax.errors import ConfigError
+from lsgan_jax.evaluators import inception as fid_evaluator
+from lsgan_jax.training import image_trainer
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -103,13 +103,13 @@ def make_smoke(c: ml_collections.ConfigDict, *, g_kwargs: dict, d_kwargs: dict) 
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, evaluators=None) -> dict:
-    """Trains with `lsgan_jax.training.image_loop.train` and prints what it wrote.
+    """Trains with `lsgan_jax.training.image_trainer.train` and prints what it wrote.
 
     `evaluators` default to those named in `config.evals`.
     """
     if evaluators is None:
         evaluators = make_evaluators(config)
-    summary = image_loop.train(config, workdir, evaluators=evaluators)
+    summary = image_trainer.train(config, workdir, evaluators=evaluators)
     if "preempted_at" in summary:
         return summary
     sps = summary.get("steps_per_s")

@@ -49,9 +49,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from lsgan_jax import cli, viz
+from lsgan_jax import cli, studies, viz
 from lsgan_jax.data import mixtures
-from lsgan_jax.training import loop
+from lsgan_jax.training import mixture_trainer
 
 VARIANTS = ("default", "official", "pacgan_ring", "pacgan_grid", "welfert", "smoke")
 
@@ -160,13 +160,13 @@ def make_figures(
     workdir: str, config: ml_collections.ConfigDict, points: list[dict] | None = None
 ) -> list[str]:
     """Density panels (first seed of each group) and mode-coverage curves from the saved outputs."""
-    runs = loop.runs_from_config(config, points)
+    runs = studies.runs_from_config(config, points)
     groups = list(dict.fromkeys(r.group for r in runs))
     mixture = mixtures.get_mixture(config.data.name, **config.data.kwargs)
     means = np.asarray(mixture.means)
     lim = float(np.abs(means).max() * 1.35 + 4 * float(np.max(mixture.stds)))
     truth = np.asarray(mixtures.sample(mixture, jax.random.PRNGKey(0), config.num_eval_samples))
-    snaps = {s: d["samples"] for s, d in loop.load_snapshots(workdir).items()}
+    snaps = {s: d["samples"] for s, d in mixture_trainer.load_snapshots(workdir).items()}
     rows = []
     for group in groups:
         first = next(r for r in runs if r.group == group)
@@ -215,12 +215,12 @@ def _history(workdir: str) -> list[dict]:
 
 def main(config: ml_collections.ConfigDict, workdir: str, points: list[dict] | None = None) -> dict:
     """Trains the study (optionally a vectorized sweep over `points`), draws, prints the table."""
-    summary = loop.train(config, workdir, points=points)
+    summary = mixture_trainer.train(config, workdir, points=points)
     if "preempted_at" in summary:
         return summary
     paths = make_figures(workdir, config, points)
     num_modes = summary["protocol"]["num_modes"]
-    print(loop.format_table(summary, num_modes))
+    print(studies.format_table(summary, num_modes))
     sps = summary.get("steps_per_s")
     if sps:
         print(

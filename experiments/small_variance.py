@@ -63,8 +63,8 @@ from experiments.stability import (
     save_overview,
 )
 from lsgan_jax import cli, viz
-from lsgan_jax.training import image_loop
-from lsgan_jax.training.loop import NonFiniteError
+from lsgan_jax.errors import NonFiniteError
+from lsgan_jax.training import image_trainer
 
 VARIANTS = ("default", "paper", "smoke")
 DATASETS = ("times_shift", "times_shift_rotate")
@@ -217,7 +217,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 run_dir = os.path.join(workdir, "runs", ds, loss, f"seed{k}")
                 t_run, diverged, summary = time.perf_counter(), False, {}
                 try:
-                    summary = image_loop.train(rc, run_dir, evaluators={"times": ev})
+                    summary = image_trainer.train(rc, run_dir, evaluators={"times": ev})
                 except NonFiniteError as err:
                     diverged = True
                     print(f"{ds} {loss} seed {k}: stopped, {str(err).splitlines()[0]}")

@@ -79,8 +79,8 @@ import numpy as np
 
 from experiments import image_common
 from lsgan_jax import cli, viz
-from lsgan_jax.training import image_loop
-from lsgan_jax.training.loop import NonFiniteError
+from lsgan_jax.errors import NonFiniteError
+from lsgan_jax.training import image_trainer
 
 VARIANTS = ("default", "paper", "smoke")
 
@@ -203,7 +203,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
 def run_config(
     config: ml_collections.ConfigDict, name: str, seed: int
 ) -> ml_collections.ConfigDict:
-    """The image config of one (setting, seed) run (``image_loop.train`` reads it)."""
+    """The image config of one (setting, seed) run (``image_trainer.train`` reads it)."""
     if name not in SETTINGS:
         raise cli.ConfigError(f"Unknown setting {name!r}; choose from {', '.join(SETTINGS)}.")
     s = SETTINGS[name]
@@ -389,7 +389,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             t_run = time.perf_counter()
             diverged, summary = False, {}
             try:
-                summary = image_loop.train(rc, run_dir, evaluators=evaluators)
+                summary = image_trainer.train(rc, run_dir, evaluators=evaluators)
             except NonFiniteError as err:
                 diverged = True
                 print(f"{name} seed {k}: stopped, {str(err).splitlines()[0]}")

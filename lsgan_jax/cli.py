@@ -15,9 +15,7 @@ from collections.abc import Callable
 
 import ml_collections
 
-
-class ConfigError(ValueError):
-    """A config that cannot run; the CLI prints its message (no traceback) and exits with 2."""
+from lsgan_jax.errors import ConfigError
 
 
 def _flatten(cfg: ml_collections.ConfigDict, prefix: str = "") -> list[str]:

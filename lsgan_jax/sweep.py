@@ -5,7 +5,7 @@ and a way to run them:
 
 * ``vectorized`` — every point × loss × seed becomes one run of a single `jit(vmap(scan(step)))`
   program (the run axis sharded across devices). Only traced fields may vary between points
-  (`lsgan_jax.training.loop.TRACED_FIELDS`, `losses`, `seed`); the 2-D mixture studies support it.
+  (`lsgan_jax.studies.TRACED_FIELDS`, `losses`, `seed`); the 2-D mixture studies support it.
 * ``sequential`` — each point is a full run of the experiment's `main(config, workdir)`, one after
   another in this process (any config field may vary).
 * ``commands`` — print one shell command per point, for an external launcher (a TPU pod job,
@@ -40,7 +40,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from lsgan_jax.cli import ConfigError
+from lsgan_jax.errors import ConfigError
 
 MODES = ("vectorized", "sequential", "commands")
 

@@ -12,9 +12,9 @@ import jax
 import numpy as np
 import pytest
 
-from lsgan_jax.training import image_loop, runners
+from lsgan_jax.errors import NonFiniteError
+from lsgan_jax.training import image_trainer, runners
 from lsgan_jax.training.checkpoint import Checkpointer
-from lsgan_jax.training.loop import NonFiniteError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,7 +46,7 @@ def _run(tmp_path, module, *args, check=True):
 
 
 def _restore(workdir, config):
-    spec, state, _ = image_loop.build(config, axis_name=None, num_classes=10)
+    spec, state, _ = image_trainer.build(config, axis_name=None, num_classes=10)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     out = ckpt.restore_latest(state)
     ckpt.close()
@@ -115,11 +115,11 @@ def test_non_finite_stops_with_checkpoint_kept(tmp_path, monkeypatch):
     config = digits.get_config("smoke")
     config.num_steps = 10
     wd = str(tmp_path / "nan")
-    image_loop.train(config, wd)
+    image_trainer.train(config, wd)
     config.num_steps = 20
     config.optim_d.lr = float("inf")
     with pytest.raises(NonFiniteError, match="last good checkpoint"):
-        image_loop.train(config, wd)
+        image_trainer.train(config, wd)
     assert Checkpointer(os.path.join(wd, "checkpoints")).latest_step() == 10
 
 
@@ -131,11 +131,11 @@ def test_data_parallel_runner_on_fake_devices(tmp_path, monkeypatch):
     config = digits.get_config("smoke")
     config.num_steps = 4
     config.runner = "data_parallel"
-    summary = image_loop.train(config, str(tmp_path / "dp"))
+    summary = image_trainer.train(config, str(tmp_path / "dp"))
     assert summary["runner"] == "data_parallel" and summary["devices"] == jax.device_count()
     config.batch_size = 12
     with pytest.raises(ValueError, match="does not divide across 8 devices"):
-        image_loop.train(config, str(tmp_path / "dp2"))
+        image_trainer.train(config, str(tmp_path / "dp2"))
     assert runners.DATA_AXIS == "data"
 
 
@@ -189,13 +189,13 @@ def test_bfloat16_compute_keeps_float32_params(tmp_path, monkeypatch):
     config = digits.get_config("smoke")
     config.num_steps = 3
     config.compute_dtype = "bfloat16"
-    summary = image_loop.train(config, str(tmp_path / "bf16"))
+    summary = image_trainer.train(config, str(tmp_path / "bf16"))
     assert summary["steps"] == 3
-    spec, state, _ = image_loop.build(config, axis_name=None, num_classes=10)
+    spec, state, _ = image_trainer.build(config, axis_name=None, num_classes=10)
     assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.g_params))
     config.compute_dtype = "float16"
     with pytest.raises(ValueError, match="bfloat16"):
-        image_loop.validate_config(config)
+        image_trainer.validate_config(config)
 
 
 def test_in_loop_evaluation_schedule_best_and_final(tmp_path, monkeypatch):
@@ -214,7 +214,7 @@ def test_in_loop_evaluation_schedule_best_and_final(tmp_path, monkeypatch):
 
     config = digits.get_config("smoke")
     config.num_steps, config.eval_every = 6, 2
-    summary = image_loop.train(config, str(tmp_path / "every2"), evaluators={"toy": evaluator})
+    summary = image_trainer.train(config, str(tmp_path / "every2"), evaluators={"toy": evaluator})
     assert calls == [2, 4, 6]
     assert summary["final"] == {"step": 6, "toy/fid": 2.0, "toy/coverage": 0.6}
     assert summary["best"]["toy/fid"] == {"value": 0.0, "step": 4}
@@ -224,11 +224,11 @@ def test_in_loop_evaluation_schedule_best_and_final(tmp_path, monkeypatch):
 
     calls.clear()
     config.eval_every = 0
-    image_loop.train(config, str(tmp_path / "end_only"), evaluators={"toy": evaluator})
+    image_trainer.train(config, str(tmp_path / "end_only"), evaluators={"toy": evaluator})
     assert calls == [6]
     config.eval_every = -1
     with pytest.raises(ValueError, match="eval_every must be >= 0"):
-        image_loop.train(config, str(tmp_path / "bad"), evaluators={"toy": evaluator})
+        image_trainer.train(config, str(tmp_path / "bad"), evaluators={"toy": evaluator})
 
 
 def test_inception_evaluator_in_loop_with_cached_reference(tmp_path, monkeypatch):
@@ -237,7 +237,8 @@ def test_inception_evaluator_in_loop_with_cached_reference(tmp_path, monkeypatch
     Random Inception weights (the real ones cannot be downloaded here): the numbers mean
     nothing, the protocol says so."""
     from experiments import digits, image_common
-    from lsgan_jax.metrics import fid_evaluator, image_metrics
+    from lsgan_jax.evaluators import inception as fid_evaluator
+    from lsgan_jax.metrics import image_metrics
     from lsgan_jax.metrics.inception import WEIGHTS_RANDOM
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))

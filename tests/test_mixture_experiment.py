@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from lsgan_jax.training import loop
+from lsgan_jax.errors import NonFiniteError
+from lsgan_jax.training import mixture_trainer
 from lsgan_jax.training.checkpoint import Checkpointer, CheckpointError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +41,7 @@ def _run(*args, check=True, timeout=300):
 
 
 def _final_state(workdir, config):
-    runs, spec, states, hps, _, _ = loop.build_mixture_study(config)
+    runs, spec, states, hps, _, _ = mixture_trainer.build_mixture_study(config)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     state, meta, step = ckpt.restore_latest(states)
     ckpt.close()
@@ -131,18 +132,18 @@ def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
 
 def test_non_finite_stops_and_keeps_last_good_checkpoint(tmp_path):
     wd = str(tmp_path / "nan")
-    loop.train(_smoke_config(num_steps=20), wd)
+    mixture_trainer.train(_smoke_config(num_steps=20), wd)
     config = _smoke_config(num_steps=40)
     config.optim_d.lr = float("inf")
-    with pytest.raises(loop.NonFiniteError, match="last good checkpoint"):
-        loop.train(config, wd)
+    with pytest.raises(NonFiniteError, match="last good checkpoint"):
+        mixture_trainer.train(config, wd)
     assert Checkpointer(os.path.join(wd, "checkpoints")).latest_step() == 20
 
 
 def test_nan_policy_mark_keeps_other_runs(tmp_path):
     config = _smoke_config(num_steps=20, nan_policy="mark")
     config.optim_d.lr = float("inf")
-    summary = loop.train(config, str(tmp_path / "mark"))
+    summary = mixture_trainer.train(config, str(tmp_path / "mark"))
     # Every run diverged, was recorded as such, and the study still ran to its end.
     assert summary["diverged_runs"] == sorted(r["run"] for r in summary["runs"])
     assert summary["protocol"]["steps"] == 20
@@ -151,7 +152,7 @@ def test_nan_policy_mark_keeps_other_runs(tmp_path):
 def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
     wd = str(tmp_path / "corrupt")
     config = _smoke_config(num_steps=40, checkpoint_every=20)
-    loop.train(config, wd)
+    mixture_trainer.train(config, wd)
     ckdir = os.path.join(wd, "checkpoints")
     assert Checkpointer(ckdir).all_steps() == [20, 40]
     # Corrupt every array file of the newest checkpoint.

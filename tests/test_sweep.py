@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from lsgan_jax import sweep
-from lsgan_jax.cli import ConfigError
-from lsgan_jax.training.logging import read_metrics
+from lsgan_jax.errors import ConfigError
+from lsgan_jax.training.metrics_log import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -348,7 +348,7 @@ def test_latent_pool_replaces_fresh_latents():
     """`sample_latents=latent_pool_sampler(pool)`: every z of a step is a row of the pool (a
     one-row pool makes the whole fake batch identical); the pool config builds and validates."""
     from experiments import mixture as mixture_exp
-    from lsgan_jax.training import loop
+    from lsgan_jax.training import mixture_trainer
     from lsgan_jax.training.step import latent_pool_sampler
 
     pool = jax.random.normal(jax.random.PRNGKey(1), (5, 3))
@@ -361,7 +361,7 @@ def test_latent_pool_replaces_fresh_latents():
 
     c = mixture_exp.get_config("smoke")
     c.data.latent_pool_size = 1
-    _, spec, states, hps, _, _ = loop.build_mixture_study(c)
+    _, spec, states, hps, _, _ = mixture_trainer.build_mixture_study(c)
     state = unstack(states, 0)
     new, _ = jax.jit(make_train_step(spec))(state, None, unstack(hps, 0))
     assert int(new.step) == 1
@@ -371,4 +371,4 @@ def test_latent_pool_replaces_fresh_latents():
     assert mixture_exp.get_config("welfert").data.latent_pool_size == 50_000
     c.data.latent_pool_size = -1
     with pytest.raises(ValueError, match="latent_pool_size"):
-        loop.build_mixture_study(c)
+        mixture_trainer.build_mixture_study(c)

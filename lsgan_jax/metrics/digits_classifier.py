@@ -47,7 +47,7 @@ Every number comes with its protocol (``n_real``, ``n_fake``, the real split, th
 dataset (the set the GAN trains on; sklearn digits has no other).
 
 In-loop use: :func:`make_digits_evaluator` returns an ``evaluator(generate, step) -> dict`` for
-``lsgan_jax.training.image_loop.train(evaluators=...)``.
+``lsgan_jax.training.image_trainer.train(evaluators=...)``.
 
 References:
   Salimans et al., "Improved Techniques for Training GANs", NeurIPS 2016 (classifier-based
@@ -704,7 +704,7 @@ def classifier_metrics(
 
 
 class ClassifierEvaluator:
-    """``evaluator(generate, step) -> {metric: float}`` for ``image_loop.train(evaluators=...)``.
+    """``evaluator(generate, step) -> {metric: float}`` for ``image_trainer.train(evaluators=...)``.
 
     Samples ``num_samples`` images from a fixed latent batch (the same z at every evaluation, so
     numbers are comparable across steps), measures them with :func:`classifier_metrics` and

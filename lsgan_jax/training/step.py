@@ -109,7 +109,7 @@ def compute_dtype(config: Any):
     """Mixed precision from a config: `config.compute_dtype` "bfloat16" runs the models'
     matmuls/convolutions in bf16 while parameters, optimizer states, BatchNorm statistics and
     losses stay float32 (returns the dtype to pass to the models, or None for float32)."""
-    from lsgan_jax.cli import ConfigError  # noqa: PLC0415
+    from lsgan_jax.errors import ConfigError  # noqa: PLC0415
 
     name = config.get("compute_dtype", "float32")
     if name not in COMPUTE_DTYPES:

@@ -37,11 +37,12 @@ from jax.sharding import PartitionSpec as P
 from lsgan_jax import losses as losses_lib
 from lsgan_jax import models as models_lib
 from lsgan_jax import viz
-from lsgan_jax.cli import ConfigError
+from lsgan_jax.errors import ConfigError, NonFiniteError
 from lsgan_jax.training import runners
 from lsgan_jax.training.checkpoint import Checkpointer
-from lsgan_jax.training.logging import MetricWriter, progress
-from lsgan_jax.training.loop import NonFiniteError, PreemptionGuard
+from lsgan_jax.training.guards import PreemptionGuard
+from lsgan_jax.training.metrics_log import MetricWriter
+from lsgan_jax.training.progress import progress
 from lsgan_jax.training.state import init_state, make_hparams, make_optimizer
 from lsgan_jax.training.step import (
     StepSpec,

@@ -1,7 +1,7 @@
 """In-loop FID / KID / IS of an image GAN against its dataset, with the protocol beside the numbers.
 
     evaluator = make_inception_evaluator(config)            # pytorch-fid weights (sha256-checked)
-    image_loop.train(config, workdir, evaluators={"inception": evaluator})
+    image_trainer.train(config, workdir, evaluators={"inception": evaluator})
 
 The image experiments build it from their config (``--config.evals="('inception',)"``, the
 ``config.fid`` block; see ``experiments/image_common.py``). At every evaluation the generator

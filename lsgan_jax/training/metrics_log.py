@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -70,17 +69,3 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
     path = os.path.join(workdir, "metrics.jsonl")
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def progress(total: int, initial: int = 0, desc: str = "train"):
-    """A tqdm bar with steps/s on an interactive terminal; a no-op object otherwise."""
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="step",
-        disable=not sys.stderr.isatty(),
-        dynamic_ncols=True,
-    )
