@@ -95,6 +95,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.nan_policy = "stop"
     c.compute_dtype = "float32"  # "bfloat16" for GPU/TPU: bf16 compute, float32 params/losses
     c.shard_runs = True
+    c.keep_checkpoints = 2
+    c.resume = True  # False: move an earlier run in --workdir aside (never deleted), start afresh
 
     if variant == "official":
         c.seeds = 10

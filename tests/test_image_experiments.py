@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lsgan_jax.errors import NonFiniteError
-from lsgan_jax.training import image_trainer, runners
+from lsgan_jax.training import build, image_trainer, runners
 from lsgan_jax.training.checkpoint import Checkpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,7 +46,7 @@ def _run(tmp_path, module, *args, check=True):
 
 
 def _restore(workdir, config):
-    spec, state, _ = image_trainer.build(config, axis_name=None, num_classes=10)
+    state = build.build_image(config, axis_name=None, num_classes=10).state
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     out = ckpt.restore_latest(state)
     ckpt.close()
@@ -191,11 +191,11 @@ def test_bfloat16_compute_keeps_float32_params(tmp_path, monkeypatch):
     config.compute_dtype = "bfloat16"
     summary = image_trainer.train(config, str(tmp_path / "bf16"))
     assert summary["steps"] == 3
-    spec, state, _ = image_trainer.build(config, axis_name=None, num_classes=10)
+    state = build.build_image(config, axis_name=None, num_classes=10).state
     assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.g_params))
     config.compute_dtype = "float16"
     with pytest.raises(ValueError, match="bfloat16"):
-        image_trainer.validate_config(config)
+        build.validate_image(config)
 
 
 def test_in_loop_evaluation_schedule_best_and_final(tmp_path, monkeypatch):

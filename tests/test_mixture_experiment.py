@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lsgan_jax.errors import NonFiniteError
-from lsgan_jax.training import mixture_trainer
+from lsgan_jax.training import build, mixture_trainer
 from lsgan_jax.training.checkpoint import Checkpointer, CheckpointError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +41,7 @@ def _run(*args, check=True, timeout=300):
 
 
 def _final_state(workdir, config):
-    runs, spec, states, hps, _, _ = mixture_trainer.build_mixture_study(config)
+    states = build.build_mixture(config).states
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     state, meta, step = ckpt.restore_latest(states)
     ckpt.close()
