@@ -90,18 +90,20 @@ def _crc(a: np.ndarray) -> str:
     return f"{zlib.crc32(a.tobytes()) & 0xFFFFFFFF:08x}"
 
 
-def _checksums(tree: Any) -> dict[str, str | None]:
-    out = {}
-    for name, leaf in _leaves(tree):
-        a = _host_array(leaf)
-        out[name] = None if a is None else _crc(a)
-    return out
+def _host_leaves(tree: Any) -> list[tuple[str, np.ndarray | None]]:
+    """One device-to-host copy of every leaf (shared by the finiteness check and checksums)."""
+    return [(name, _host_array(leaf)) for name, leaf in _leaves(tree)]
 
 
-def _nonfinite_leaves(tree: Any, allow_runs: Sequence[int]) -> list[str]:
+def _checksums(host: list[tuple[str, np.ndarray | None]]) -> dict[str, str | None]:
+    return {name: None if a is None else _crc(a) for name, a in host}
+
+
+def _nonfinite_leaves(
+    host: list[tuple[str, np.ndarray | None]], allow_runs: Sequence[int]
+) -> list[str]:
     bad = []
-    for name, leaf in _leaves(tree):
-        a = _host_array(leaf)
+    for name, a in host:
         if a is None or not np.issubdtype(a.dtype, np.inexact):
             continue
         if len(allow_runs) and a.ndim >= 1:
@@ -190,7 +192,8 @@ class Checkpointer:
         Raises:
           NonFiniteError: a floating leaf of `state` is not finite (outside `allow_nonfinite_runs`).
         """
-        bad = _nonfinite_leaves(state, allow_nonfinite_runs)
+        host = _host_leaves(state)
+        bad = _nonfinite_leaves(host, allow_nonfinite_runs)
         if bad:
             last = self.latest_step()
             where = (
@@ -206,7 +209,7 @@ class Checkpointer:
             "state": ocp.args.StandardSave(state),
             "meta": ocp.args.JsonSave(meta),
             "checksums": ocp.args.JsonSave(
-                {"algorithm": CHECKSUM_ALGORITHM, "leaves": _checksums(state)}
+                {"algorithm": CHECKSUM_ALGORITHM, "leaves": _checksums(host)}
             ),
         }
         if data_iter is not None:
@@ -279,7 +282,7 @@ class Checkpointer:
         state = out["state"]
         if has_checksums:
             expected = dict(out["checksums"]["leaves"])
-            actual = _checksums(state)
+            actual = _checksums(_host_leaves(state))
             wrong = [
                 n
                 for n, crc in expected.items()
@@ -352,9 +355,9 @@ class Checkpointer:
             return state, meta, step
         if moved:
             log.warning(
-                "No usable checkpoint in %s: all %d were moved to %s; starting from scratch.",
+                "No usable checkpoint left in %s (the unusable ones are kept in %s); "
+                "starting from scratch.",
                 self.directory,
-                len(moved),
                 self.unusable_directory,
             )
         return None
