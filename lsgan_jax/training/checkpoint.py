@@ -23,14 +23,15 @@ Saving never writes a non-finite state: :meth:`Checkpointer.save` checks every f
 and raises :class:`~lsgan_jax.errors.NonFiniteError` naming the step and the last finite checkpoint.
 
 Save directories that orbax left unfinished (a process killed mid-save leaves a
-``<step>.orbax-checkpoint-tmp-*`` folder) are never listed as steps; orbax removes them when the
-manager starts (``cleanup_tmp_directories``), so a rerun saves that step again normally.
+``<step>.orbax-checkpoint-tmp-*`` folder) are never listed as steps; the next `Checkpointer` on
+the directory removes them (they never became checkpoints), so a rerun saves that step normally.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 import zlib
 from collections.abc import Sequence
@@ -46,6 +47,8 @@ from lsgan_jax.errors import ConfigError, NonFiniteError
 log = logging.getLogger(__name__)
 
 CHECKSUM_ALGORITHM = "crc32"
+#: Orbax writes a save to ``<step>.orbax-checkpoint-tmp-<time>`` and renames it when complete.
+TMP_SAVE_MARKER = ".orbax-checkpoint-tmp"
 
 
 class CheckpointError(RuntimeError):
@@ -136,6 +139,9 @@ class Checkpointer:
       max_to_keep: how many of the newest checkpoints to keep (at least 1).
       async_save: save in a background thread (call :meth:`wait` or :meth:`close` before exiting).
 
+    Create it while no other process saves to `directory` (the workdir lock ensures that): it
+    removes unfinished save folders when it starts.
+
     Raises:
       ConfigError: if ``max_to_keep`` is not a positive integer.
     """
@@ -152,9 +158,24 @@ class Checkpointer:
             max_to_keep=max_to_keep,
             create=True,
             enable_async_checkpointing=async_save,
-            cleanup_tmp_directories=True,
         )
+        self._remove_interrupted_saves()
         self._mgr = ocp.CheckpointManager(self.directory, options=self._options)
+
+    def _remove_interrupted_saves(self) -> None:
+        """Deletes orbax's unfinished ``<step>.orbax-checkpoint-tmp-*`` save folders.
+
+        Done here, synchronously, rather than with orbax's ``cleanup_tmp_directories`` (a
+        background task per manager: two managers on one directory would race to delete the same
+        folder and the loser's next save would raise). Such a folder never became a checkpoint:
+        orbax renames a save into place only once it is complete.
+        """
+        if jax.process_index() != 0 or not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if TMP_SAVE_MARKER in name:
+                log.info("Removing an interrupted save: %s", os.path.join(self.directory, name))
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     # -- queries ---------------------------------------------------------------------------
 
