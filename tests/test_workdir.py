@@ -268,3 +268,13 @@ def test_move_aside_keeps_everything_and_the_lock(tmp_path):
         assert again != old and os.path.exists(os.path.join(again, "metrics.jsonl"))
         assert wd.move_aside(str(run)) == ""  # nothing left to move
     assert wd.move_aside(str(tmp_path / "missing")) == ""
+
+
+def test_nan_equals_nan_and_bool_is_not_int(tmp_path):
+    wd.record_config(str(tmp_path), {"clip": float("nan"), "flag": True, "lr": 1, "xs": [1.0]})
+    same = {"clip": float("nan"), "flag": True, "lr": 1.0, "xs": (1,)}
+    wd.check_resume(str(tmp_path), same, resumable=frozenset(), restored_step=None)
+    with pytest.raises(ConfigError, match="flag: true → 1"):
+        wd.check_resume(
+            str(tmp_path), {**same, "flag": 1}, resumable=frozenset(), restored_step=None
+        )

@@ -23,6 +23,7 @@ import datetime
 import fcntl
 import json
 import logging
+import math
 import os
 import socket
 from collections.abc import Mapping
@@ -235,6 +236,19 @@ def _covered(field: str, resumable: frozenset[str]) -> bool:
 _ABSENT = object()
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equality of JSON values where NaN equals NaN (a stored NaN is not a change)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return (a == b and type(a) is type(b)) or (_is_number(a) and _is_number(b) and a == b)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
 def _show(value: Any) -> str:
     return "(absent)" if value is _ABSENT else json.dumps(value)
 
@@ -286,7 +300,7 @@ def check_resume(
         allowed = frozenset(resumable) | ALWAYS_RESUMABLE | {"num_steps"}
         for field in sorted(set(old) | set(new)):
             a, b = old.get(field, _ABSENT), new.get(field, _ABSENT)
-            if a != b and not _covered(field, allowed):
+            if not _same(a, b) and not _covered(field, allowed):
                 problems.append(f"{field}: {_show(a)} → {_show(b)}")
     if problems:
         shown = problems[:8] + ([f"and {len(problems) - 8} more"] if len(problems) > 8 else [])
