@@ -109,7 +109,7 @@ def _nonfinite_leaves(
     for name, a in host:
         if a is None or not np.issubdtype(a.dtype, np.inexact):
             continue
-        if len(allow_runs) and a.ndim >= 1:
+        if len(allow_runs) and a.ndim >= 1 and a.shape[0] > max(allow_runs):
             keep = np.ones(a.shape[0], bool)
             keep[np.asarray(allow_runs, int)] = False
             a = a[keep]
