@@ -108,19 +108,26 @@ def test_digits_sigterm_then_resume_is_bitwise_exact(tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_non_finite_stops_with_checkpoint_kept(tmp_path, monkeypatch):
+def test_non_finite_state_is_never_checkpointed(tmp_path, monkeypatch):
+    """Checkpoints every 2 steps, finiteness of the losses checked every 6: D's SGD step with a
+    huge learning rate makes the state NaN after step 2; the save at step 4 is refused and the
+    stop names the last finite checkpoint (step 2), which is finite on disk."""
     from experiments import digits
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     config = digits.get_config("smoke")
-    config.num_steps = 10
+    config.runner = "single"
+    config.num_steps, config.log_every, config.checkpoint_every = 12, 6, 2
+    config.optim_d.name, config.optim_d.lr = "sgd", 10.0
     wd = str(tmp_path / "nan")
-    image_trainer.train(config, wd)
-    config.num_steps = 20
-    config.optim_d.lr = float("inf")
-    with pytest.raises(NonFiniteError, match="last good checkpoint"):
+    with pytest.raises(NonFiniteError, match="step 4") as err:
         image_trainer.train(config, wd)
-    assert Checkpointer(os.path.join(wd, "checkpoints")).latest_step() == 10
+    assert "the last finite checkpoint is step 2" in str(err.value)
+    ckpt = Checkpointer(os.path.join(wd, "checkpoints"))
+    assert ckpt.all_steps() == [2]
+    state, _ = ckpt.restore(2, build.build_image(config, axis_name=None, num_classes=10).state)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state))
+    ckpt.close()
 
 
 def test_data_parallel_runner_on_fake_devices(tmp_path, monkeypatch):

@@ -2,16 +2,16 @@
 
 * `PreemptionGuard` turns SIGTERM (TPU preemption) into a flag the loop polls at step
   boundaries; the trainer then saves a checkpoint and returns `{"preempted_at": step}`.
-* `check_workdir` refuses a workdir that is a file or cannot be written, before anything is made.
-* `open_run` does, in this order: move an old run aside when `config.resume` is False; take the
-  workdir lock (one process per workdir); check that the stored config of an existing run
+* `open_run` does, in this order: take the workdir lock (one process per workdir); move an old
+  run aside when `config.resume` is False (`lsgan_jax.training.workdir.move_aside`); check that the stored config of an existing run
   differs from this one only in resumable fields; return early with the stored summary when the
   run had already finished; record the resolved config; restore the newest usable checkpoint;
   open the metric writer (cut back to the restored step) and the progress bar. Everything it
   opens is registered on the caller's `contextlib.ExitStack`, so it is closed exactly once, on
   every exit path (return, SIGTERM, NaN stop, an exception from an evaluator).
-* `all_finite` / `finite_runs` / `nonfinite_error`: no non-finite state is ever saved; the stop
-  message names the step and the last finite checkpoint.
+* `finite_runs` / `nonfinite_error`: per-run finiteness of a vectorized state (so a run that
+  diverges is stopped or marked before a save), and the NaN stop message naming the step and
+  the last finite checkpoint. (`Checkpointer.save` itself refuses any non-finite state.)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lsgan_jax.errors import ConfigError, NonFiniteError
+from lsgan_jax.errors import NonFiniteError
 from lsgan_jax.training import workdir as workdir_lib
 from lsgan_jax.training.checkpoint import Checkpointer
 from lsgan_jax.training.metrics_log import MetricWriter
@@ -64,23 +64,6 @@ class PreemptionGuard:
 # --------------------------------------------------------------------------------------------
 # Workdir
 # --------------------------------------------------------------------------------------------
-
-
-def check_workdir(workdir: str) -> None:
-    """ConfigError when `workdir` is a file, or neither it nor its nearest existing parent is a
-    writable directory. Creates nothing."""
-    path = os.path.abspath(workdir)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ConfigError(f"--workdir={workdir} is a file; pass a directory (new or an old run's).")
-    probe = path
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise ConfigError(f"--workdir={workdir} cannot be created: {probe} is a file.")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"--workdir={workdir} is not writable ({probe}); pass a --workdir you can write to."
-        )
 
 
 def write_json(path: str, obj: Any, *, indent: int | None = 2) -> None:
@@ -122,7 +105,7 @@ def open_run(
 
     Args:
       stack: the trainer's ExitStack; every object opened here is closed when it unwinds.
-      workdir: the run directory (checked with `check_workdir` by the caller).
+      workdir: the run directory (checked with `workdir.check_workdir_writable` by the caller).
       config: the resolved config; recorded in `workdir/config.json` and compared on resume.
       resumable: config fields that may differ from the stored config on resume.
       state: the freshly initialised state (its structure and shardings are restored into).
@@ -136,27 +119,28 @@ def open_run(
         that is not resumable (nothing in the workdir is changed).
     """
     main = jax.process_index() == 0
-    if not config.get("resume", True) and main and os.path.isdir(workdir) and os.listdir(workdir):
-        moved = workdir_lib.move_aside(workdir)
-        print(f"--config.resume=False: moved the earlier run in {workdir} to {moved}.")
     if main:
         stack.enter_context(workdir_lib.WorkdirLock(workdir))
+        if not config.get("resume", True) and (moved := workdir_lib.move_aside(workdir)):
+            print(f"--config.resume=False: moved the earlier run in {workdir} to {moved}.")
     ckdir = os.path.join(workdir, "checkpoints")
     keep = config.get("keep_checkpoints", 2)
-    latest = None
-    if os.path.isdir(ckdir):  # (creating the manager on a missing directory would make it)
-        latest = Checkpointer(ckdir, max_to_keep=keep).latest_step()
+    ckpt = None
+    if os.path.isdir(ckdir):  # (a manager on a missing directory would create it)
+        ckpt = Checkpointer(ckdir, max_to_keep=keep)
+        stack.callback(ckpt.close)
+    latest = ckpt.latest_step() if ckpt else None
     workdir_lib.check_resume(workdir, config, resumable=resumable, restored_step=latest)
     summary_path = os.path.join(workdir, SUMMARY)
     if latest is not None and latest == config.num_steps and os.path.exists(summary_path):
+        print(f"The run in {workdir} has finished (step {latest}); returning its summary.")
         with open(summary_path) as f:
-            print(f"The run in {workdir} has finished (step {latest}); returning its summary.")
             return OpenRun(finished=json.load(f))
     if main:
         workdir_lib.record_config(workdir, config)
-
-    ckpt = Checkpointer(ckdir, max_to_keep=keep)
-    stack.callback(ckpt.close)
+    if ckpt is None:
+        ckpt = Checkpointer(ckdir, max_to_keep=keep)
+        stack.callback(ckpt.close)
     restored = ckpt.restore_latest(state, data_iter=data_iter)
     if restored is not None:
         state, meta, step = restored
@@ -165,7 +149,7 @@ def open_run(
     start = int(jax.device_get(state.step if step_of is None else step_of(state)))
     writer = None
     if main:
-        writer = MetricWriter(workdir, resume_step=start if restored is not None else None)
+        writer = MetricWriter(workdir, resume_step=start)  # drops rows of steps not restored
         stack.callback(writer.close)
         if start == 0:
             writer.write_hparams(config.to_dict())
@@ -187,37 +171,23 @@ def preempted(run: OpenRun, step: int) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _float_leaves(tree: Any) -> list[jax.Array]:
-    return [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
-
-
-@jax.jit
-def _all_finite(leaves):
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
 @jax.jit
 def _finite_runs(leaves):
     per_leaf = [jnp.all(jnp.isfinite(x).reshape(x.shape[0], -1), axis=1) for x in leaves]
     return jnp.all(jnp.stack(per_leaf), axis=0)
 
 
-def all_finite(tree: Any) -> bool:
-    """Whether every floating-point value of `tree` is finite."""
-    leaves = _float_leaves(tree)
-    return bool(_all_finite(leaves)) if leaves else True
-
-
 def finite_runs(tree: Any) -> np.ndarray:
-    """(R,) bools: whether run r of a run-stacked `tree` has only finite values."""
-    return np.asarray(jax.device_get(_finite_runs(_float_leaves(tree))))
+    """(R,) bools: whether run r of a run-stacked `tree` holds only finite floats."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return np.asarray(jax.device_get(_finite_runs(leaves)))
 
 
 def nonfinite_error(what: str, step: int, ckpt: Checkpointer, advice: str) -> NonFiniteError:
     """The NaN stop: one message naming the step and the last finite checkpoint.
 
-    Waits for pending saves first, so the checkpoint it names is on disk (every saved state
-    passed `all_finite`, so the newest checkpoint is the last finite one).
+    Waits for pending saves first, so the checkpoint it names is on disk (`Checkpointer.save`
+    refuses a non-finite state, so the newest checkpoint is the last finite one).
     """
     ckpt.wait()
     last = ckpt.latest_step()
@@ -232,8 +202,6 @@ def nonfinite_error(what: str, step: int, ckpt: Checkpointer, advice: str) -> No
 __all__ = [
     "OpenRun",
     "PreemptionGuard",
-    "all_finite",
-    "check_workdir",
     "finite_runs",
     "nonfinite_error",
     "open_run",

@@ -41,6 +41,7 @@ from jax.sharding import PartitionSpec as P
 from lsgan_jax import viz
 from lsgan_jax.errors import ConfigError
 from lsgan_jax.training import guards, runners
+from lsgan_jax.training import workdir as workdir_lib
 from lsgan_jax.training.build import build_image, validate_image
 from lsgan_jax.training.step import make_generate, make_train_step, sample_latent
 
@@ -96,7 +97,7 @@ def train(
     """
     # ---- build ------------------------------------------------------------------------------
     validate_image(config)
-    guards.check_workdir(workdir)
+    workdir_lib.check_workdir_writable(workdir)
     runner, n_dev = _choose_runner(config)
     from lsgan_jax.data import images  # noqa: PLC0415  (TFDS/grain only for image runs)
 
@@ -225,9 +226,7 @@ def train(
             if last or (every and step % every == 0):
                 run_evals(step)
             run.bar.update(1)
-            if step % config.checkpoint_every == 0 or last or stop:
-                if not guards.all_finite(state):  # losses of the steps since the log were finite
-                    raise guards.nonfinite_error("state", step, ckpt, _ADVICE)
+            if step % config.checkpoint_every == 0 or last or stop:  # refuses a NaN state
                 ckpt.save(step, state, meta, data_iter=data_iter)
             if stop:
                 return guards.preempted(run, step)

@@ -28,13 +28,13 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from lsgan_jax.metrics import mixture as mixture_metrics
 from lsgan_jax.studies import summarize
 from lsgan_jax.training import guards, runners
+from lsgan_jax.training import workdir as workdir_lib
 from lsgan_jax.training.build import build_mixture, validate_mixture
 from lsgan_jax.training.step import make_train_step, sample_latent
 
@@ -77,7 +77,7 @@ def train(
     """
     # ---- build ------------------------------------------------------------------------------
     validate_mixture(config, points)
-    guards.check_workdir(workdir)
+    workdir_lib.check_workdir_writable(workdir)
     run_config = config
     if points:  # the sweep points are part of what a resume must match
         run_config = ml_collections.ConfigDict(config.to_dict())
@@ -122,8 +122,6 @@ def train(
         states, meta, start, ckpt, writer = run.state, run.meta, run.start, run.ckpt, run.writer
         index = {r.name: r.index for r in runs}
         diverged = set(meta.get("diverged", []))
-        if diverged:  # saved as zeros (no NaN is ever saved); they diverged, so NaN again
-            states = _set_runs(states, [index[n] for n in diverged], jnp.nan)
         snap_dir = os.path.join(workdir, "snapshots")
         os.makedirs(snap_dir, exist_ok=True)
 
@@ -191,8 +189,8 @@ def train(
             meta["diverged"] = sorted(diverged)
             stop = run.preemption.requested
             if step % config.checkpoint_every == 0 or step == config.num_steps or stop:
-                saved = _set_runs(states, [index[n] for n in diverged], 0.0)
-                ckpt.save(step, saved, meta)
+                marked = [index[n] for n in sorted(diverged)]  # NaN allowed only in these runs
+                ckpt.save(step, states, meta, allow_nonfinite_runs=marked)
             if stop:
                 return guards.preempted(run, step)
 
@@ -226,21 +224,6 @@ def train(
         guards.write_json(os.path.join(workdir, "history.json"), meta["history"], indent=None)
         guards.write_json(os.path.join(workdir, guards.SUMMARY), summary)
     return summary
-
-
-def _set_runs(states, indices: list[int], value: float):
-    """`states` with every float of the runs at `indices` set to `value` (no-op when none)."""
-    if not indices:
-        return states
-    mask = np.zeros(jax.tree.leaves(states)[0].shape[0], bool)
-    mask[indices] = True
-
-    def put(x):
-        if not jnp.issubdtype(x.dtype, jnp.inexact):
-            return x
-        return jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), jnp.asarray(value, x.dtype), x)
-
-    return jax.tree.map(put, states)
 
 
 def load_snapshots(workdir: str) -> dict[int, dict[str, np.ndarray]]:
