@@ -128,10 +128,19 @@ def _check_common(config: ml_collections.ConfigDict) -> None:
     _one_of("update_mode", config.update_mode, UPDATE_MODES)
     _at_least(config, ("batch_size", "num_steps", "n_d", "checkpoint_every", "keep_checkpoints"))
     for which in ("g", "d"):
+        name = config.model[which]
         try:
-            models_lib.get(config.model[which])
+            accepted = models_lib.accepted_kwargs(name)  # {} when the builder takes **kwargs
         except ValueError as e:
             raise ConfigError(f"model.{which}: {e}") from e
+        for key in config.model[f"{which}_kwargs"]:
+            if accepted and key not in accepted:
+                close = difflib.get_close_matches(key, list(accepted), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(
+                    f"model.{which}_kwargs: {name} takes no {key!r}.{hint} "
+                    f"It takes {sorted(accepted)}."
+                )
     compute_dtype(config)  # raises ConfigError for an unknown dtype name
 
 

@@ -2,13 +2,16 @@
 
 * `PreemptionGuard` turns SIGTERM (TPU preemption) into a flag the loop polls at step
   boundaries; the trainer then saves a checkpoint and returns `{"preempted_at": step}`.
-* `open_run` does, in this order: take the workdir lock (one process per workdir); move an old
-  run aside when `config.resume` is False (`lsgan_jax.training.workdir.move_aside`); check that the stored config of an existing run
-  differs from this one only in resumable fields; return early with the stored summary when the
-  run had already finished; record the resolved config; restore the newest usable checkpoint;
-  open the metric writer (cut back to the restored step) and the progress bar. Everything it
-  opens is registered on the caller's `contextlib.ExitStack`, so it is closed exactly once, on
-  every exit path (return, SIGTERM, NaN stop, an exception from an evaluator).
+* `open_run(stack, workdir, config, resumable=...)` takes the workdir lock (one process per
+  workdir), moves an old run aside when `config.resume` is False (never deletes it), checks
+  that the stored config of an existing run differs from this one only in resumable fields, and
+  returns the stored summary when the run had already finished. It writes nothing else, so a
+  refused restart leaves the workdir as it was, and it runs before the (costly) build.
+* `OpenRun.restore(state, ...)`, after the build: records the resolved config, restores the
+  newest usable checkpoint, opens the metric writer (cut back to the restored step), the
+  progress bar and the SIGTERM guard.
+* Everything both open is registered on the trainer's `contextlib.ExitStack`, so it is closed
+  exactly once on every exit path (return, SIGTERM, NaN stop, an evaluator's exception).
 * `finite_runs` / `nonfinite_error`: per-run finiteness of a vectorized state (so a run that
   diverges is stopped or marked before a save), and the NaN stop message naming the step and
   the last finite checkpoint. (`Checkpointer.save` itself refuses any non-finite state.)
@@ -21,6 +24,7 @@ import dataclasses
 import json
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -76,17 +80,75 @@ def write_json(path: str, obj: Any, *, indent: int | None = 2) -> None:
 
 @dataclasses.dataclass
 class OpenRun:
-    """What `open_run` opened. `finished` is the stored summary when the run had already ended
-    (then nothing else is opened and the trainer returns it)."""
+    """A workdir opened by `open_run`: locked and checked, nothing written yet.
 
+    `finished` is the stored summary when the run had already ended (the trainer returns it and
+    writes nothing). Otherwise the trainer builds its state and calls `restore`, which fills in
+    `ckpt`, `writer`, `bar` and `preemption`.
+    """
+
+    stack: contextlib.ExitStack
+    workdir: str
+    config: ml_collections.ConfigDict
     finished: dict | None = None
     ckpt: Checkpointer | None = None
     writer: MetricWriter | None = None
     bar: Any = None
     preemption: PreemptionGuard | None = None
-    state: Any = None
-    meta: dict | None = None
-    start: int = 0
+
+    def restore(
+        self,
+        state: Any,
+        *,
+        meta: dict,
+        desc: str,
+        data_iter: Any = None,
+        step_of: Callable[[Any], Any] | None = None,
+    ) -> tuple[Any, dict, int]:
+        """Records the config, restores the newest usable checkpoint, opens the writers.
+
+        Args:
+          state: the freshly built state (its structure and shardings are restored into).
+          meta: the checkpoint metadata of a fresh run; the config is stored in it too.
+          desc: the progress bar's label.
+          data_iter: a grain iterator whose position is checkpointed with the state.
+          step_of: `state -> step array` (default `state.step`).
+
+        Returns:
+          `(state, meta, start_step)`.
+        """
+        config, workdir, main = self.config, self.workdir, jax.process_index() == 0
+        if main:
+            workdir_lib.record_config(workdir, config)
+        if self.ckpt is None:
+            self.ckpt = self.stack.enter_context(contextlib.closing(_checkpointer(workdir, config)))
+        restored = self.ckpt.restore_latest(state, data_iter=data_iter)
+        if restored is not None:
+            state, meta, step = restored
+            print(f"Resumed from the checkpoint at step {step} in {workdir}.")
+        meta = {**meta, "config": config.to_dict()}  # each checkpoint records the config it ran
+        start = int(jax.device_get(state.step if step_of is None else step_of(state)))
+        if main:
+            self.writer = self.stack.enter_context(
+                contextlib.closing(
+                    MetricWriter(workdir, resume_step=start)
+                )  # drops unrestored rows
+            )
+            if start == 0:
+                self.writer.write_hparams(config.to_dict())
+        self.bar = self.stack.enter_context(
+            contextlib.closing(progress(config.num_steps, initial=start, desc=desc))
+        )
+        self.preemption = self.stack.enter_context(PreemptionGuard())
+        return state, meta, start
+
+
+def _ckdir(workdir: str) -> str:
+    return os.path.join(workdir, "checkpoints")
+
+
+def _checkpointer(workdir: str, config: ml_collections.ConfigDict) -> Checkpointer:
+    return Checkpointer(_ckdir(workdir), max_to_keep=config.get("keep_checkpoints", 2))
 
 
 def open_run(
@@ -95,68 +157,35 @@ def open_run(
     config: ml_collections.ConfigDict,
     *,
     resumable: frozenset[str],
-    state: Any,
-    meta: dict,
-    desc: str,
-    data_iter: Any = None,
-    step_of: Any = None,
 ) -> OpenRun:
-    """Opens the workdir of a run (see the module docstring); everything closes with `stack`.
+    """Locks and checks the workdir of a run (see the module docstring); writes nothing else.
 
     Args:
-      stack: the trainer's ExitStack; every object opened here is closed when it unwinds.
+      stack: the trainer's ExitStack; everything opened here and in `OpenRun.restore` is
+        closed when it unwinds.
       workdir: the run directory (checked with `workdir.check_workdir_writable` by the caller).
-      config: the resolved config; recorded in `workdir/config.json` and compared on resume.
+      config: the resolved config; compared with the stored run's and recorded on `restore`.
       resumable: config fields that may differ from the stored config on resume.
-      state: the freshly initialised state (its structure and shardings are restored into).
-      meta: the checkpoint metadata of a fresh run (the config is added under "config").
-      desc: the progress bar's label.
-      data_iter: a grain iterator whose position is checkpointed with the state.
-      step_of: `state -> int`, the step counter (default `int(state.step)`).
 
     Raises:
       ConfigError: another process holds the workdir, or the stored config differs in a field
         that is not resumable (nothing in the workdir is changed).
     """
-    main = jax.process_index() == 0
-    if main:
+    run = OpenRun(stack, workdir, config)
+    if jax.process_index() == 0:
         stack.enter_context(workdir_lib.WorkdirLock(workdir))
         if not config.get("resume", True) and (moved := workdir_lib.move_aside(workdir)):
             print(f"--config.resume=False: moved the earlier run in {workdir} to {moved}.")
-    ckdir = os.path.join(workdir, "checkpoints")
-    keep = config.get("keep_checkpoints", 2)
-    ckpt = None
-    if os.path.isdir(ckdir):  # (a manager on a missing directory would create it)
-        ckpt = Checkpointer(ckdir, max_to_keep=keep)
-        stack.callback(ckpt.close)
-    latest = ckpt.latest_step() if ckpt else None
+    if os.path.isdir(_ckdir(workdir)):  # (a manager on a missing directory would create it)
+        run.ckpt = stack.enter_context(contextlib.closing(_checkpointer(workdir, config)))
+    latest = run.ckpt.latest_step() if run.ckpt else None
     workdir_lib.check_resume(workdir, config, resumable=resumable, restored_step=latest)
     summary_path = os.path.join(workdir, SUMMARY)
     if latest is not None and latest == config.num_steps and os.path.exists(summary_path):
         print(f"The run in {workdir} has finished (step {latest}); returning its summary.")
         with open(summary_path) as f:
-            return OpenRun(finished=json.load(f))
-    if main:
-        workdir_lib.record_config(workdir, config)
-    if ckpt is None:
-        ckpt = Checkpointer(ckdir, max_to_keep=keep)
-        stack.callback(ckpt.close)
-    restored = ckpt.restore_latest(state, data_iter=data_iter)
-    if restored is not None:
-        state, meta, step = restored
-        print(f"Resumed from the checkpoint at step {step} in {workdir}.")
-    meta = {**meta, "config": config.to_dict()}  # each checkpoint records the config it ran
-    start = int(jax.device_get(state.step if step_of is None else step_of(state)))
-    writer = None
-    if main:
-        writer = MetricWriter(workdir, resume_step=start)  # drops rows of steps not restored
-        stack.callback(writer.close)
-        if start == 0:
-            writer.write_hparams(config.to_dict())
-    bar = progress(config.num_steps, initial=start, desc=desc)
-    stack.callback(bar.close)
-    preemption = stack.enter_context(PreemptionGuard())
-    return OpenRun(None, ckpt, writer, bar, preemption, state, meta, start)
+            run.finished = json.load(f)
+    return run
 
 
 def preempted(run: OpenRun, step: int) -> dict:

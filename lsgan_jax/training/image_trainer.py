@@ -95,7 +95,7 @@ def train(
       ConfigError: a config, dataset or workdir mistake, or a resume whose config changed.
       NonFiniteError: NaN/Inf in the losses or the state; names the last finite checkpoint.
     """
-    # ---- build ------------------------------------------------------------------------------
+    # ---- build -----------------------------------------------------------------------------------
     validate_image(config)
     workdir_lib.check_workdir_writable(workdir)
     runner, n_dev = _choose_runner(config)
@@ -155,21 +155,19 @@ def train(
     def generate(z, labels=None):  # the current state's G (EMA when enabled)
         return generate_fn(state.g_ema if use_ema else state.g_params, state.g_rest, z, labels)
 
-    with contextlib.ExitStack() as stack:
-        # ---- restore ------------------------------------------------------------------------
-        run = guards.open_run(
-            stack,
-            workdir,
-            config,
-            resumable=RESUMABLE,
-            state=state,
+    with contextlib.ExitStack() as stack:  # closes everything once, on every exit path
+        run = guards.open_run(stack, workdir, config, resumable=RESUMABLE)
+        if run.finished is not None:  # rerun of a finished run: its summary, nothing written
+            return run.finished
+
+        # ---- restore -----------------------------------------------------------------------------
+        state, meta, start = run.restore(
+            state,
             meta={"evals": [], "steps_per_s": None},
             desc=config.data.name,
             data_iter=data_iter,
         )
-        if run.finished is not None:
-            return run.finished
-        state, meta, start, ckpt, writer = run.state, run.meta, run.start, run.ckpt, run.writer
+        ckpt, writer = run.ckpt, run.writer
 
         def write_samples(step):
             if writer is None:  # only process 0 writes
@@ -191,7 +189,7 @@ def train(
                 if writer:
                     writer.write_scalars(step, results)
 
-        # ---- loop ---------------------------------------------------------------------------
+        # ---- loop --------------------------------------------------------------------------------
         t_start, steps_timed = None, 0
         step, pending = start, []
         while step < config.num_steps:
@@ -233,7 +231,7 @@ def train(
         if start == config.num_steps and not any(e["step"] == start for e in meta["evals"]):
             run_evals(start)  # a run that ended before its summary was written
 
-    # ---- summary ------------------------------------------------------------------------------
+    # ---- summary ---------------------------------------------------------------------------------
     summary = {
         "steps": int(step),
         "steps_per_s": meta.get("steps_per_s"),

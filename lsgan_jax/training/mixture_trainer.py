@@ -75,51 +75,50 @@ def train(
       ConfigError: a config or workdir mistake, or a resume whose config changed.
       NonFiniteError: NaN/Inf with `nan_policy="stop"`; names the last finite checkpoint.
     """
-    # ---- build ------------------------------------------------------------------------------
+    # ---- checks (nothing is created before they pass) --------------------------------------------
     validate_mixture(config, points)
     workdir_lib.check_workdir_writable(workdir)
     run_config = config
     if points:  # the sweep points are part of what a resume must match
         run_config = ml_collections.ConfigDict(config.to_dict())
         run_config.sweep_points = [dict(p) for p in points]
-    runs, spec, states, hps, mixture, generate = build_mixture(config, points)
-    mesh = None
-    n_dev = jax.device_count()
-    if config.get("shard_runs", True) and n_dev > 1 and len(runs) % n_dev == 0:
-        mesh = runners.make_mesh(axis_name=runners.RUN_AXIS)
-        states, hps = runners.shard_runs(states, mesh), runners.shard_runs(hps, mesh)
-    chunk = runners.vectorized(make_train_step(spec), scan_steps=config.eval_every, mesh=mesh)
-    z_eval = sample_latent(
-        jax.random.PRNGKey(config.eval_seed),
-        config.num_eval_samples,
-        spec.latent_dim,
-        spec.latent_dist,
-    )
-    use_ema = bool(config.get("ema_decay", 0.0))
+    with contextlib.ExitStack() as stack:  # closes everything once, on every exit path
+        run = guards.open_run(stack, workdir, run_config, resumable=RESUMABLE)
+        if run.finished is not None:  # rerun of a finished run: its summary, nothing written
+            return run.finished
 
-    @jax.jit
-    def evaluate(states):
-        def one(g_params, g_rest):
-            x = generate(g_params, g_rest, z_eval)
-            return x, mixture_metrics.mixture_metrics(x, mixture)
+        # ---- build -------------------------------------------------------------------------------
+        runs, spec, states, hps, mixture, generate = build_mixture(config, points)
+        mesh = None
+        n_dev = jax.device_count()
+        if config.get("shard_runs", True) and n_dev > 1 and len(runs) % n_dev == 0:
+            mesh = runners.make_mesh(axis_name=runners.RUN_AXIS)
+            states, hps = runners.shard_runs(states, mesh), runners.shard_runs(hps, mesh)
+        chunk = runners.vectorized(make_train_step(spec), scan_steps=config.eval_every, mesh=mesh)
+        z_eval = sample_latent(
+            jax.random.PRNGKey(config.eval_seed),
+            config.num_eval_samples,
+            spec.latent_dim,
+            spec.latent_dist,
+        )
+        use_ema = bool(config.get("ema_decay", 0.0))
 
-        return jax.vmap(one)(states.g_ema if use_ema else states.g_params, states.g_rest)
+        @jax.jit
+        def evaluate(states):
+            def one(g_params, g_rest):
+                x = generate(g_params, g_rest, z_eval)
+                return x, mixture_metrics.mixture_metrics(x, mixture)
 
-    with contextlib.ExitStack() as stack:
-        # ---- restore ------------------------------------------------------------------------
-        run = guards.open_run(
-            stack,
-            workdir,
-            run_config,
-            resumable=RESUMABLE,
-            state=states,
+            return jax.vmap(one)(states.g_ema if use_ema else states.g_params, states.g_rest)
+
+        # ---- restore -----------------------------------------------------------------------------
+        states, meta, start = run.restore(
+            states,
             meta={"history": [], "diverged": [], "steps_per_s": None},
             desc="mixture",
             step_of=lambda s: s.step[0],
         )
-        if run.finished is not None:
-            return run.finished
-        states, meta, start, ckpt, writer = run.state, run.meta, run.start, run.ckpt, run.writer
+        ckpt, writer = run.ckpt, run.writer
         index = {r.name: r.index for r in runs}
         diverged = set(meta.get("diverged", []))
         snap_dir = os.path.join(workdir, "snapshots")
@@ -136,7 +135,7 @@ def train(
             samples, m = jax.device_get(evaluate(states))
             snapshot(0, samples, m)
 
-        # ---- loop ---------------------------------------------------------------------------
+        # ---- loop --------------------------------------------------------------------------------
         train_time, train_steps = 0.0, 0
         step = start
         while step < config.num_steps:
@@ -194,7 +193,7 @@ def train(
             if stop:
                 return guards.preempted(run, step)
 
-    # ---- summary ------------------------------------------------------------------------------
+    # ---- summary ---------------------------------------------------------------------------------
     _, final = jax.device_get(evaluate(states))
     final = {k: np.asarray(v) for k, v in final.items()}
     sps = meta.get("steps_per_s")
