@@ -478,7 +478,7 @@ def case_matmul(ctx: Context, n: int) -> list[dict]:
 
 def _mixture_setup(ctx: Context, cfg: dict, seeds: int):
     from experiments import mixture as mixture_exp  # noqa: PLC0415
-    from lsgan_jax.training import mixture_trainer  # noqa: PLC0415
+    from lsgan_jax.training import build  # noqa: PLC0415
 
     c = mixture_exp.get_config("official")
     c.seeds = seeds
@@ -489,7 +489,7 @@ def _mixture_setup(ctx: Context, cfg: dict, seeds: int):
     if ctx.bf16:
         g_kwargs["dtype"] = d_kwargs["dtype"] = jnp.bfloat16
     c.model.g_kwargs, c.model.d_kwargs = g_kwargs, d_kwargs
-    runs, spec, states, hps, mixture, _ = mixture_trainer.build_mixture_study(c)
+    runs, spec, states, hps, mixture, _ = build.build_mixture(c)
     if ctx.bf16:
         spec = dataclasses.replace(spec, compute_dtype=jnp.bfloat16)
     flat_g = {k: v for k, v in g_kwargs.items() if k != "dtype"}
@@ -832,12 +832,12 @@ def case_pipeline(ctx: Context, cfg: dict) -> list[dict]:
     """The digits DCGAN train loop fed by `images.make_iterator("digits")` vs synthetic batches."""
     from experiments import digits as digits_exp  # noqa: PLC0415
     from lsgan_jax.data import images  # noqa: PLC0415
-    from lsgan_jax.training import image_trainer  # noqa: PLC0415
+    from lsgan_jax.training import build  # noqa: PLC0415
 
     c = digits_exp.get_config("smoke" if cfg.get("tiny_model") else "default")
     c.batch_size = batch = cfg["batch"]
     chunk = cfg["chunk"]
-    spec, state, hp = image_trainer.build(c, axis_name=None)
+    spec, state, hp = build.build_image(c, axis_name=None)
     fn = runners.single(make_train_step(spec))
     size, channels = c.data.image_size, c.model.g_kwargs["channels"]
     real_it = images.make_iterator(

@@ -56,6 +56,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.fid = ml_collections.ConfigDict(dict(fid_evaluator.DEFAULTS))  # the "inception" protocol
     c.checkpoint_every = 1_000
     c.keep_checkpoints = 2
+    c.resume = True  # False: move an earlier run in --workdir aside (never deleted), start afresh
     return c
 
 

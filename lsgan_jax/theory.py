@@ -5,6 +5,14 @@ density), and integrals are Riemann sums over *all* elements: ``∫ f dx ≈ Σ 
 cell size (cell area/volume on a multi-dimensional grid). Densities must be non-negative; the
 identities that compare with the regular GAN assume they are normalized (``Σ p · dx = 1``).
 
+Preconditions are checked with one clear ``ValueError``: the densities must have the same shape,
+be finite and ``>= 0``, and ``dx`` must be finite and ``> 0``. Shapes are checked always. The
+*values* can only be checked when they are concrete, i.e. when a function is called outside any JAX
+transformation. Under ``jit``, ``vmap`` or ``grad`` they are tracers without values, so nothing is
+checked and a violated precondition silently gives a meaningless number (a negative χ², NaN from a
+log, a sign flip from a negative ``dx``); validate inputs before entering the transformation (one
+eager call does it).
+
 Cells where both densities vanish carry no mass and contribute 0 to every integral, without NaN in
 the values or in the gradients (``jnp.where`` with a safe denominator). Everything is pure ``jnp``
 and can be ``jit``-ed, ``vmap``-ed and differentiated.
@@ -36,6 +44,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 __all__ = [
@@ -55,11 +64,48 @@ def _float(x: ArrayLike) -> jax.Array:
     return x
 
 
-def _pair(p: ArrayLike, q: ArrayLike) -> tuple[jax.Array, jax.Array]:
+def _concrete(x: ArrayLike) -> np.ndarray | None:
+    """Host values of `x`, or None when `x` is traced (inside jit/vmap/grad: no values yet)."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    return np.asarray(x)
+
+
+def _pair(
+    p: ArrayLike,
+    q: ArrayLike,
+    *,
+    names: tuple[str, str] = ("p", "q"),
+    dx: ArrayLike | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """The two densities as one float dtype, after checking the module's preconditions.
+
+    Shapes are checked always (they are static under every transformation). The values -- both
+    densities finite and ``>= 0``, ``dx`` finite and ``> 0`` -- are checked when they are concrete
+    and skipped when they are traced.
+    """
+    for name, value in zip(names, (p, q), strict=True):
+        host = _concrete(value)
+        if host is None:
+            continue
+        bad = ~(np.isfinite(host) & (host >= 0)) if host.size else np.zeros(0, bool)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name} must be a density on the grid (finite and >= 0 everywhere); "
+                f"found {host[idx] if idx else host.item()} at index {idx}."
+            )
+    if dx is not None:
+        host = _concrete(dx)
+        if host is not None and not (np.isfinite(host) & (host > 0)).all():
+            raise ValueError(
+                f"dx is the grid cell size and must be finite and > 0; got {host.tolist()}."
+            )
     p, q = _float(p), _float(q)
     if p.shape != q.shape:
         raise ValueError(
-            f"Densities must be given on the same grid (same shape); got {p.shape} and {q.shape}."
+            f"Densities must be given on the same grid (same shape); got {names[0]}.shape="
+            f"{p.shape} and {names[1]}.shape={q.shape}."
         )
     dtype = jnp.result_type(p.dtype, q.dtype)
     return p.astype(dtype), q.astype(dtype)
@@ -94,7 +140,8 @@ def optimal_discriminator(
         D* on the grid, same shape as the densities.
 
     Raises:
-        ValueError: if the densities have different shapes.
+        ValueError: if the densities have different shapes, or (for concrete values; see the
+            module docstring for jit) a density is negative or not finite.
 
     References:
         Mao et al. ICCV 2017 (arXiv:1611.04076), Eq. 4; TPAMI 2019 (arXiv:1712.06391).
@@ -104,7 +151,7 @@ def optimal_discriminator(
         >>> optimal_discriminator(jnp.array([1.0, 0.0]), jnp.array([1.0, 0.0]), a=-1.0, b=1.0)
         Array([0., 0.], dtype=float32)
     """
-    pd, pg = _pair(p_data, p_g)
+    pd, pg = _pair(p_data, p_g, names=("p_data", "p_g"))
     a = jnp.asarray(a, pd.dtype)
     b = jnp.asarray(b, pd.dtype)
     return _safe_ratio(b * pd + a * pg, pd + pg, 0.5 * (a + b))
@@ -142,7 +189,8 @@ def lsgan_criterion(
         The scalar C(G) (a Riemann sum over all grid cells).
 
     Raises:
-        ValueError: if the densities have different shapes.
+        ValueError: if the densities have different shapes, or (for concrete values; see the
+            module docstring for jit) a density is negative or not finite, or ``dx <= 0``.
 
     References:
         Mao et al. ICCV 2017 (arXiv:1611.04076), §3.2.2 "Relation to f-divergence";
@@ -154,7 +202,7 @@ def lsgan_criterion(
         >>> float(lsgan_criterion(p, p, a=0.0, b=1.0, c=1.0))  # D* = 1/2: ½·(½·¼ + ½·¼)·2 cells
         0.25
     """
-    pd, pg = _pair(p_data, p_g)
+    pd, pg = _pair(p_data, p_g, names=("p_data", "p_g"), dx=dx)
     a = jnp.asarray(a, pd.dtype)
     b = jnp.asarray(b, pd.dtype)
     c = jnp.asarray(c, pd.dtype)
@@ -189,7 +237,8 @@ def pearson_chi2(p: ArrayLike, q: ArrayLike, *, dx: ArrayLike = 1.0) -> jax.Arra
         The scalar divergence.
 
     Raises:
-        ValueError: if the densities have different shapes.
+        ValueError: if the densities have different shapes, or (for concrete values; see the
+            module docstring for jit) a density is negative or not finite, or ``dx <= 0``.
 
     References:
         Mao et al. ICCV 2017 (arXiv:1611.04076), §3.2.2; TPAMI 2019 (arXiv:1712.06391).
@@ -199,7 +248,7 @@ def pearson_chi2(p: ArrayLike, q: ArrayLike, *, dx: ArrayLike = 1.0) -> jax.Arra
         >>> float(pearson_chi2(jnp.array([0.5, 0.5]), jnp.array([1.0, 0.0])))  # (0.25 + 0.25)/0.5
         1.0
     """
-    p, q = _pair(p, q)
+    p, q = _pair(p, q, dx=dx)
     where_zero = jnp.where(q == 0, 0.0, jnp.inf).astype(p.dtype)
     return jnp.sum(_safe_ratio(jnp.square(q - p), p, where_zero)) * dx
 
@@ -219,7 +268,8 @@ def triangular_discrimination(p: ArrayLike, q: ArrayLike, *, dx: ArrayLike = 1.0
         The scalar divergence.
 
     Raises:
-        ValueError: if the densities have different shapes.
+        ValueError: if the densities have different shapes, or (for concrete values; see the
+            module docstring for jit) a density is negative or not finite, or ``dx <= 0``.
 
     References:
         Topsøe. "Some inequalities for information divergence and related measures of
@@ -231,7 +281,7 @@ def triangular_discrimination(p: ArrayLike, q: ArrayLike, *, dx: ArrayLike = 1.0
         >>> float(triangular_discrimination(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])))
         2.0
     """
-    p, q = _pair(p, q)
+    p, q = _pair(p, q, dx=dx)
     return jnp.sum(_safe_ratio(jnp.square(p - q), p + q, 0.0)) * dx
 
 
@@ -261,7 +311,8 @@ def jensen_shannon(p: ArrayLike, q: ArrayLike, *, dx: ArrayLike = 1.0) -> jax.Ar
         The scalar divergence.
 
     Raises:
-        ValueError: if the densities have different shapes.
+        ValueError: if the densities have different shapes, or (for concrete values; see the
+            module docstring for jit) a density is negative or not finite, or ``dx <= 0``.
 
     References:
         Lin. "Divergence measures based on the Shannon entropy",
@@ -273,7 +324,7 @@ def jensen_shannon(p: ArrayLike, q: ArrayLike, *, dx: ArrayLike = 1.0) -> jax.Ar
         >>> math.isclose(float(js), math.log(2), rel_tol=1e-6)
         True
     """
-    p, q = _pair(p, q)
+    p, q = _pair(p, q, dx=dx)
     m = 0.5 * (p + q)
     return 0.5 * jnp.sum(_kl_to_mixture(p, m) + _kl_to_mixture(q, m)) * dx
 
@@ -298,7 +349,8 @@ def gan_criterion(p_data: ArrayLike, p_g: ArrayLike, *, dx: ArrayLike = 1.0) -> 
         The scalar C(G).
 
     Raises:
-        ValueError: if the densities have different shapes.
+        ValueError: if the densities have different shapes, or (for concrete values; see the
+            module docstring for jit) a density is negative or not finite, or ``dx <= 0``.
 
     References:
         Goodfellow et al. "Generative Adversarial Nets", NeurIPS 2014, Theorem 1.
@@ -309,4 +361,5 @@ def gan_criterion(p_data: ArrayLike, p_g: ArrayLike, *, dx: ArrayLike = 1.0) -> 
         >>> math.isclose(float(gan_criterion(p, p)), -math.log(4), rel_tol=1e-6)
         True
     """
+    _pair(p_data, p_g, names=("p_data", "p_g"), dx=dx)  # errors name these arguments
     return -math.log(4.0) + 2.0 * jensen_shannon(p_data, p_g, dx=dx)

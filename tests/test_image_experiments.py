@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lsgan_jax.errors import NonFiniteError
-from lsgan_jax.training import image_trainer, runners
+from lsgan_jax.training import build, image_trainer, runners
 from lsgan_jax.training.checkpoint import Checkpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,7 +46,7 @@ def _run(tmp_path, module, *args, check=True):
 
 
 def _restore(workdir, config):
-    spec, state, _ = image_trainer.build(config, axis_name=None, num_classes=10)
+    state = build.build_image(config, axis_name=None, num_classes=10).state
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     out = ckpt.restore_latest(state)
     ckpt.close()
@@ -108,19 +108,26 @@ def test_digits_sigterm_then_resume_is_bitwise_exact(tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_non_finite_stops_with_checkpoint_kept(tmp_path, monkeypatch):
+def test_non_finite_state_is_never_checkpointed(tmp_path, monkeypatch):
+    """Checkpoints every 2 steps, finiteness of the losses checked every 6: D's SGD step with a
+    huge learning rate makes the state NaN after step 2; the save at step 4 is refused and the
+    stop names the last finite checkpoint (step 2), which is finite on disk."""
     from experiments import digits
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     config = digits.get_config("smoke")
-    config.num_steps = 10
+    config.runner = "single"
+    config.num_steps, config.log_every, config.checkpoint_every = 12, 6, 2
+    config.optim_d.name, config.optim_d.lr = "sgd", 10.0
     wd = str(tmp_path / "nan")
-    image_trainer.train(config, wd)
-    config.num_steps = 20
-    config.optim_d.lr = float("inf")
-    with pytest.raises(NonFiniteError, match="last good checkpoint"):
+    with pytest.raises(NonFiniteError, match="step 4") as err:
         image_trainer.train(config, wd)
-    assert Checkpointer(os.path.join(wd, "checkpoints")).latest_step() == 10
+    assert "the last finite checkpoint is step 2" in str(err.value)
+    ckpt = Checkpointer(os.path.join(wd, "checkpoints"))
+    assert ckpt.all_steps() == [2]
+    state, _ = ckpt.restore(2, build.build_image(config, axis_name=None, num_classes=10).state)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state))
+    ckpt.close()
 
 
 def test_data_parallel_runner_on_fake_devices(tmp_path, monkeypatch):
@@ -191,11 +198,11 @@ def test_bfloat16_compute_keeps_float32_params(tmp_path, monkeypatch):
     config.compute_dtype = "bfloat16"
     summary = image_trainer.train(config, str(tmp_path / "bf16"))
     assert summary["steps"] == 3
-    spec, state, _ = image_trainer.build(config, axis_name=None, num_classes=10)
+    state = build.build_image(config, axis_name=None, num_classes=10).state
     assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.g_params))
     config.compute_dtype = "float16"
     with pytest.raises(ValueError, match="bfloat16"):
-        image_trainer.validate_config(config)
+        build.validate_image(config)
 
 
 def test_in_loop_evaluation_schedule_best_and_final(tmp_path, monkeypatch):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from lsgan_jax.errors import NonFiniteError
-from lsgan_jax.training import mixture_trainer
-from lsgan_jax.training.checkpoint import Checkpointer, CheckpointError
+from lsgan_jax.training import build, mixture_trainer
+from lsgan_jax.training.checkpoint import Checkpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,7 +41,7 @@ def _run(*args, check=True, timeout=300):
 
 
 def _final_state(workdir, config):
-    runs, spec, states, hps, _, _ = mixture_trainer.build_mixture_study(config)
+    states = build.build_mixture(config).states
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
     state, meta, step = ckpt.restore_latest(states)
     ckpt.close()
@@ -130,14 +130,28 @@ def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
     assert s_full["runs"] == s_cut["runs"]
 
 
-def test_non_finite_stops_and_keeps_last_good_checkpoint(tmp_path):
+def test_non_finite_stops_and_keeps_last_finite_checkpoint(tmp_path):
+    """A study that diverges mid-run (SGD with a huge D learning rate, a checkpoint after every
+    step) stops with one message naming the step and the newest checkpoint; every checkpoint on
+    disk is finite (the state is checked before each save, not only the losses)."""
     wd = str(tmp_path / "nan")
-    mixture_trainer.train(_smoke_config(num_steps=20), wd)
-    config = _smoke_config(num_steps=40)
-    config.optim_d.lr = float("inf")
-    with pytest.raises(NonFiniteError, match="last good checkpoint"):
+    config = _smoke_config(num_steps=20, eval_every=1, checkpoint_every=1, snapshot_steps=(0,))
+    config.keep_checkpoints = 20
+    config.optim_d.name, config.optim_d.lr = "sgd", 1000.0
+    with pytest.raises(NonFiniteError) as err:
         mixture_trainer.train(config, wd)
-    assert Checkpointer(os.path.join(wd, "checkpoints")).latest_step() == 20
+    ckpt = Checkpointer(os.path.join(wd, "checkpoints"))
+    steps = ckpt.all_steps()
+    assert steps, "the study should diverge after its first checkpoint (test precondition)"
+    msg = str(err.value)
+    assert f"The last finite checkpoint is step {steps[-1]}" in msg
+    stopped = int(msg.split(" at step ")[1].split(".")[0])
+    assert steps[-1] < stopped < 20
+    like = build.build_mixture(config).states
+    for step in steps:
+        state, _ = ckpt.restore(step, like)
+        assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state)), step
+    ckpt.close()
 
 
 def test_nan_policy_mark_keeps_other_runs(tmp_path):
@@ -149,27 +163,27 @@ def test_nan_policy_mark_keeps_other_runs(tmp_path):
     assert summary["protocol"]["steps"] == 20
 
 
-def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
-    wd = str(tmp_path / "corrupt")
-    config = _smoke_config(num_steps=40, checkpoint_every=20)
-    mixture_trainer.train(config, wd)
+def test_corrupt_latest_checkpoint_is_moved_aside_and_training_recovers(tmp_path):
+    """A corrupt newest checkpoint is moved aside; the rerun continues from the previous one,
+    saves that step again and ends bitwise equal to an uninterrupted run."""
+    ref, wd = str(tmp_path / "ref"), str(tmp_path / "corrupt")
+    mixture_trainer.train(_smoke_config(num_steps=60, checkpoint_every=20), ref)
+    mixture_trainer.train(_smoke_config(num_steps=40, checkpoint_every=20), wd)
     ckdir = os.path.join(wd, "checkpoints")
     assert Checkpointer(ckdir).all_steps() == [20, 40]
-    # Corrupt every array file of the newest checkpoint.
-    for root, _, files in os.walk(os.path.join(ckdir, "40", "state")):
+    for root, _, files in os.walk(os.path.join(ckdir, "40", "state")):  # every array file
         for f in files:
             with open(os.path.join(root, f), "wb") as fh:
                 fh.write(b"garbage")
-    state, meta, step = _final_state(wd, config)
-    assert step == 20
-    assert "history" in meta
-    # With every checkpoint broken, the error says what to do.
-    for root, _, files in os.walk(os.path.join(ckdir, "20", "state")):
-        for f in files:
-            with open(os.path.join(root, f), "wb") as fh:
-                fh.write(b"garbage")
-    with pytest.raises(CheckpointError, match="fresh --workdir"):
-        _final_state(wd, config)
+    config = _smoke_config(num_steps=60, checkpoint_every=20)
+    summary = mixture_trainer.train(config, wd)
+    assert [n.split("-")[0] for n in os.listdir(ckdir + "_unusable")] == ["40"]
+    a, _, sa = _final_state(ref, config)
+    b, meta, sb = _final_state(wd, config)
+    assert sa == sb == 60 and [h["step"] for h in meta["history"]][-1] == 60
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert summary["runs"] == json.load(open(os.path.join(ref, "summary.json")))["runs"]
 
 
 @pytest.mark.parametrize(
@@ -179,11 +193,16 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
         (["--config.coding.b=0.0"], "fake label a equals the real label b"),
         (["--variant=smok"], "Did you mean 'smoke'"),
         (["--config.losses=('lsgam',)"], "lsgan"),
+        (["--config.seeds=0"], "seeds=0"),
+        (["--config.optim_d.name=adm"], "Did you mean 'adam'"),
     ],
 )
 def test_bad_config_input_fails_clearly(tmp_path, args, message):
     variant = [] if any(a.startswith("--variant") for a in args) else ["--variant=smoke"]
     proc = _run(*variant, f"--workdir={tmp_path}", *args, check=False)
     assert proc.returncode != 0
+    if not any(a.startswith(("--variant", "--config.num_stepz")) for a in args):
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr  # a ConfigError
+        assert not os.path.exists(tmp_path / "checkpoints")  # nothing was created
     tail = "\n".join((proc.stderr + proc.stdout).strip().splitlines()[-4:])
     assert message in tail, proc.stderr[-2000:]

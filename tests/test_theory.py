@@ -359,3 +359,74 @@ def test_docstring_examples_run():
     result = doctest.testmod(theory, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# ------------------------------------------------------------------------------------------
+# Preconditions: checked on concrete values, documented as unchecked under transformations
+# ------------------------------------------------------------------------------------------
+
+_ALL = [
+    ("optimal_discriminator", lambda p, q, **k: theory.optimal_discriminator(p, q, a=0.0, b=1.0)),
+    ("lsgan_criterion", lambda p, q, **k: theory.lsgan_criterion(p, q, a=0.0, b=1.0, c=1.0, **k)),
+    ("pearson_chi2", theory.pearson_chi2),
+    ("triangular_discrimination", theory.triangular_discrimination),
+    ("jensen_shannon", theory.jensen_shannon),
+    ("gan_criterion", theory.gan_criterion),
+]
+_WITH_DX = [f for f in _ALL if f[0] != "optimal_discriminator"]
+
+
+@pytest.mark.parametrize("name, fn", _ALL)
+@pytest.mark.parametrize("bad", [-1e-3, np.nan, np.inf])
+@pytest.mark.parametrize("which", [0, 1])
+def test_invalid_density_values_raise(name, fn, bad, which):
+    pd, pg = PD.copy(), PG.copy()
+    (pd, pg)[which][123] = bad
+    with pytest.raises(ValueError, match=r"finite and >= 0.*index \(123,\)"):
+        fn(pd, pg)
+
+
+def test_invalid_density_message_names_the_argument():
+    pg = PG.copy()
+    pg[7] = -0.5
+    with pytest.raises(ValueError, match=r"^p_g must be a density.*found -0\.5"):
+        theory.lsgan_criterion(PD, pg, a=0.0, b=1.0, c=1.0, dx=DX)
+    with pytest.raises(ValueError, match=r"^q must be a density"):
+        theory.pearson_chi2(PD, pg, dx=DX)
+
+
+@pytest.mark.parametrize("name, fn", _WITH_DX)
+@pytest.mark.parametrize("dx", [0.0, -DX, np.nan, np.inf])
+def test_invalid_dx_raises(name, fn, dx):
+    with pytest.raises(ValueError, match="dx is the grid cell size"):
+        fn(PD, PG, dx=dx)
+
+
+def test_valid_edge_values_pass():
+    """Exact zeros are valid densities; a 2-D grid reports a 2-D index."""
+    z = np.zeros_like(PD)
+    assert np.isfinite(float(theory.triangular_discrimination(z, z, dx=DX)))
+    grid = np.ones((3, 4))
+    grid[2, 1] = -1.0
+    with pytest.raises(ValueError, match=r"index \(2, 1\)"):
+        theory.jensen_shannon(grid, np.ones((3, 4)))
+
+
+def test_under_jit_values_are_not_checked_but_shapes_are():
+    """Documented behaviour: traced values cannot be checked, so a negative density passes jit
+    and gives a meaningless (here negative) χ²; a shape mismatch is still caught at trace time."""
+    p = F32(np.array([0.5, 0.5]))
+    q = F32(np.array([-1.0, 0.0]))
+    with pytest.raises(ValueError):
+        theory.pearson_chi2(p, q)
+    out = jax.jit(theory.pearson_chi2)(p, q)
+    assert float(out) == pytest.approx(np.sum((np.asarray(q) - 0.5) ** 2 / 0.5))
+    with pytest.raises(ValueError, match="same grid"):
+        jax.jit(theory.pearson_chi2)(jnp.ones(3), jnp.ones(4))
+    # Traced dx (vmap over cell sizes) is fine and not checked.
+    dxs = jnp.array([0.5, 1.0])
+    np.testing.assert_allclose(
+        jax.vmap(lambda d: theory.triangular_discrimination(PD, PG, dx=d))(dxs),
+        [np_triangular(PD, PG, 0.5), np_triangular(PD, PG, 1.0)],
+        rtol=1e-5,
+    )

@@ -345,11 +345,12 @@ def test_step_matches_a_hand_written_reference(update):
 
 
 def test_latent_pool_replaces_fresh_latents():
-    """`sample_latents=latent_pool_sampler(pool)`: every z of a step is a row of the pool (a
-    one-row pool makes the whole fake batch identical); the pool config builds and validates."""
+    """`sample_latents=latent_pool_sampler(pool)`: every z of a step is a row of the pool; a
+    mixture config with `data.latent_pool_size` trains on the pool `build_mixture` draws from
+    `fold_in(PRNGKey(data.dataset_seed), 1)`, and a negative size is a config error."""
     from experiments import mixture as mixture_exp
-    from lsgan_jax.training import mixture_trainer
-    from lsgan_jax.training.step import latent_pool_sampler
+    from lsgan_jax.training import build
+    from lsgan_jax.training.step import latent_pool_sampler, sample_latent
 
     pool = jax.random.normal(jax.random.PRNGKey(1), (5, 3))
     draw = jax.jit(latent_pool_sampler(pool), static_argnums=1)(jax.random.PRNGKey(2), 64)
@@ -360,15 +361,25 @@ def test_latent_pool_replaces_fresh_latents():
         latent_pool_sampler(jnp.zeros((3,)))
 
     c = mixture_exp.get_config("smoke")
-    c.data.latent_pool_size = 1
-    _, spec, states, hps, _, _ = mixture_trainer.build_mixture_study(c)
+    c.data.latent_pool_size = 3
+    _, spec, states, hps, _, _ = build.build_mixture(c)
     state = unstack(states, 0)
     new, _ = jax.jit(make_train_step(spec))(state, None, unstack(hps, 0))
     assert int(new.step) == 1
+    expected_pool = np.asarray(
+        sample_latent(
+            jax.random.fold_in(jax.random.PRNGKey(c.data.dataset_seed), 1),
+            3,
+            spec.latent_dim,
+            spec.latent_dist,
+        )
+    )
     k_z = jax.random.split(jax.random.fold_in(state.rng, state.step), 4)[1]
-    z = spec.sample_latents(jax.random.fold_in(k_z, 0), spec.batch_size)
-    assert np.all(np.asarray(z) == np.asarray(z)[0])  # one row, repeated
+    z = np.asarray(spec.sample_latents(jax.random.fold_in(k_z, 0), spec.batch_size))
+    dist = np.abs(z[:, None, :] - expected_pool[None]).sum(-1)
+    assert np.all(dist.min(axis=1) == 0)  # every latent is a row of the configured pool
+    assert len(set(dist.argmin(axis=1).tolist())) == 3
     assert mixture_exp.get_config("welfert").data.latent_pool_size == 50_000
     c.data.latent_pool_size = -1
     with pytest.raises(ValueError, match="latent_pool_size"):
-        mixture_trainer.build_mixture_study(c)
+        build.build_mixture(c)

@@ -12,6 +12,7 @@ every run of a sweep; the learning rates reach optax through `optax.inject_hyper
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, NamedTuple
 
 import jax
@@ -114,6 +115,10 @@ _OPTIMIZERS = {
 }
 
 
+#: Optimizer names `make_optimizer` accepts (`config.optim_g.name`, `config.optim_d.name`).
+OPTIMIZERS = tuple(sorted(_OPTIMIZERS))
+
+
 def make_optimizer(cfg: Any) -> optax.GradientTransformation:
     """Builds an optax optimizer whose learning rate is an injected (traced) hyperparameter.
 
@@ -126,7 +131,9 @@ def make_optimizer(cfg: Any) -> optax.GradientTransformation:
     """
     name = cfg.name
     if name not in _OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer {name!r}; choose one of {sorted(_OPTIMIZERS)}.")
+        close = difflib.get_close_matches(str(name), OPTIMIZERS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown optimizer {name!r}.{hint} Choose one of {list(OPTIMIZERS)}.")
     build = _OPTIMIZERS[name]
     return optax.inject_hyperparams(lambda learning_rate: build(learning_rate, cfg))(
         learning_rate=float(cfg.lr)
