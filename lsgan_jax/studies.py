@@ -1,17 +1,30 @@
-"""Studies: the runs of an experiment (losses × seeds × sweep points), grouping and tables.
+"""Studies: the runs of an experiment, the two drivers that train them, grouping and tables.
 
-A study is a list of `Run`s. The mixture trainer trains them as one vectorized program; the
-results are aggregated per group (the runs that differ only in their seed) as mean ± s.e.
+Two drivers:
+
+* **vectorized** — a list of :class:`Run` (losses × seeds × sweep points of traced
+  hyperparameters) that the mixture trainer trains as one `jit(vmap(scan(step)))` program
+  (:func:`runs_from_config`, :func:`summarize`, :func:`format_table`);
+* **sequential** — a list of :class:`SequentialRun` (any config per run), each trained in turn
+  by the image trainer with the evaluators of its ``config.evals``
+  (:func:`run_sequential`, :func:`write_study`); the stability and small-variance studies.
+
+Results are aggregated per group (the runs that differ only in their seed) as mean ± s.e.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import ml_collections
 import numpy as np
 
-from lsgan_jax.errors import ConfigError
+from lsgan_jax.errors import ConfigError, NonFiniteError
 
 # Config fields that may differ between the runs of one vectorized program (they are traced
 # hyperparameters), mapped to their `Hparams` field. `loss` and `seed` may differ too.
@@ -45,8 +58,16 @@ class Run:
         return f"{self.group}/seed{self.seed}"
 
 
-def _seeds(config: ml_collections.ConfigDict) -> list[int]:
+def group_name(loss: str, overrides: dict[str, float] | Sequence[tuple[str, float]] = ()) -> str:
+    """The group label of runs with this loss and traced overrides, e.g. ``lsgan[coding.a=-1]``."""
+    return Run(0, loss, 0, tuple(sorted(dict(overrides).items()))).group
+
+
+def seed_list(config: ml_collections.ConfigDict) -> list[int]:
+    """The seeds of a study: ``config.seeds`` is a count (``range(seeds)``) or a tuple of seeds."""
     seeds = config.seeds
+    if isinstance(seeds, bool) or not isinstance(seeds, int | tuple | list):
+        raise ConfigError(f"seeds={seeds!r}: give a count (e.g. 3) or a tuple of seeds.")
     return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
 
 
@@ -65,7 +86,7 @@ def runs_from_config(
     for point in points or [{}]:
         point = dict(point)
         losses = tuple(point.pop("losses", config.losses))
-        seeds = [int(point.pop("seed"))] if "seed" in point else _seeds(config)
+        seeds = [int(point.pop("seed"))] if "seed" in point else seed_list(config)
         bad = sorted(set(point) - set(TRACED_FIELDS))
         if bad:
             raise ConfigError(
@@ -158,3 +179,140 @@ def format_table(summary: dict, num_modes: int) -> str:
             f" {agg['fraction_all_modes']:>9.2f}"
         )
     return "\n".join(lines)
+
+
+# ---- sequential studies ----------------------------------------------------------------------
+
+
+def mean_sd(values: Sequence[float | None]) -> str:
+    """``"mean ± sd"`` (population sd) of the finite values, one decimal; ``n/a`` when none."""
+    v = [x for x in values if x is not None and np.isfinite(x)]
+    if not v:
+        return "n/a"
+    return f"{np.mean(v):.1f} ± {np.std(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SequentialRun:
+    """One run of a sequential study.
+
+    Attributes:
+      group: The runs that differ only in their seed share a group (a table row, a grid).
+      labels: Columns copied into the run's row (e.g. ``{"setting": ...}``).
+      config: The run's full image config (its ``evals`` name its evaluators).
+      workdir: The run's own directory (logs, checkpoints; a rerun resumes there).
+    """
+
+    group: str
+    labels: dict[str, Any]
+    config: ml_collections.ConfigDict
+    workdir: str
+
+
+@dataclasses.dataclass
+class SequentialResult:
+    """What :func:`run_sequential` collected.
+
+    Attributes:
+      rows: One dict per run: its labels, ``seed``, ``diverged``, ``final`` and ``best`` (the first
+        evaluator's metrics, without its prefix), ``class_hist`` (when that evaluator has one),
+        ``steps_per_s``, ``seconds``, ``workdir``.
+      samples: group -> the newest evaluated samples of each run (arrays in [−1, 1]; None when
+        it never reached an evaluation), for the sample grids.
+      protocols: group -> evaluator name -> its protocol (how the numbers were measured).
+      preempted: The trainer's ``{"preempted_at": step}`` when SIGTERM stopped the study.
+    """
+
+    rows: list[dict] = dataclasses.field(default_factory=list)
+    samples: dict[str, list[np.ndarray | None]] = dataclasses.field(default_factory=dict)
+    protocols: dict[str, dict[str, dict]] = dataclasses.field(default_factory=dict)
+    preempted: dict | None = None
+
+
+def _strip(metrics: dict, prefix: str, key: str | None = None) -> dict:
+    return {
+        k.split("/", 1)[1]: (v[key] if key else v)
+        for k, v in metrics.items()
+        if k.startswith(prefix + "/")
+    }
+
+
+def run_sequential(
+    runs: Sequence[SequentialRun],
+    *,
+    train: Callable[..., dict],
+    make_evaluators: Callable[[ml_collections.ConfigDict], dict | None] | None = None,
+    num_grid_samples: int = 16,
+) -> SequentialResult:
+    """Trains each run in turn with the evaluators of its ``config.evals``; collects the rows.
+
+    A run that stops with non-finite values (:class:`~lsgan_jax.errors.NonFiniteError`) is
+    recorded as ``diverged`` and the study goes on; SIGTERM stops the study (rerunning resumes
+    every finished or interrupted run from its own checkpoint). Runs without an evaluator that
+    keeps samples get :class:`~lsgan_jax.evaluators.samples.LastSamples` (``num_grid_samples``
+    images of a fixed latent batch), so every grid is drawn from the generated arrays.
+
+    Args:
+      runs: The runs, in order.
+      train: ``train(config, workdir, evaluators=...) -> summary`` (the image trainer).
+      make_evaluators: ``config -> {name: evaluator} | None`` (default: the registry's).
+      num_grid_samples: Samples kept per run for runs without a sample-keeping evaluator.
+    """
+    from lsgan_jax import evaluators as evaluators_lib  # noqa: PLC0415
+    from lsgan_jax.evaluators.samples import LastSamples  # noqa: PLC0415
+
+    make_evaluators = make_evaluators or evaluators_lib.make_evaluators
+    result = SequentialResult()
+    for run in runs:
+        evaluators = dict(make_evaluators(run.config) or {})
+        primary = next(iter(evaluators), None)
+        keeper = next((e for e in evaluators.values() if hasattr(e, "last_samples")), None)
+        if keeper is None:
+            keeper = LastSamples.from_config(run.config, num_grid_samples)
+            evaluators["samples"] = keeper
+        t0, diverged, summary = time.perf_counter(), False, {}
+        try:
+            summary = train(run.config, run.workdir, evaluators=evaluators)
+        except NonFiniteError as err:
+            diverged = True
+            print(f"{run.workdir}: stopped, {str(err).splitlines()[0]}")
+        if "preempted_at" in summary:
+            result.preempted = summary
+            return result
+        ev = evaluators.get(primary) if primary else None
+        last = getattr(ev, "last", None)
+        row = {
+            **run.labels,
+            "seed": int(run.config.seed),
+            "diverged": diverged,
+            "final": _strip(summary.get("final", {}), primary) if primary else {},
+            "best": _strip(summary.get("best", {}), primary, "value") if primary else {},
+            "class_hist": last.as_dict()["class_hist"] if last is not None else None,
+            "steps_per_s": summary.get("steps_per_s"),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "workdir": run.workdir,
+        }
+        result.rows.append(row)
+        result.samples.setdefault(run.group, []).append(keeper.last_samples)
+        for name, e in evaluators.items():
+            if hasattr(e, "protocol"):
+                result.protocols.setdefault(run.group, {})[name] = e.protocol()
+        brief = {m: round(row["final"][m], 3) for m in ("fd", "class_coverage", "collapsed")
+                 if m in row["final"]}  # fmt: skip
+        print(f"{run.group} seed {row['seed']}: {row['seconds']} s {brief}")
+    return result
+
+
+def write_study(workdir: str, summary: dict, markdown: str, footer: str = "") -> dict:
+    """Writes ``summary.json`` and ``table.md`` (the table, then ``footer``) and prints them."""
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=str)
+    with open(os.path.join(workdir, "table.md"), "w") as f:
+        f.write(f"{markdown}\n\n{footer}\n" if footer else f"{markdown}\n")
+    print(markdown)
+    if footer:
+        print(footer)
+    n, secs = len(summary.get("runs", [])), summary.get("seconds", 0.0)
+    print(f"{n} runs in {secs:.0f} s. Wrote {os.path.join(workdir, 'summary.json')}, table.md.")
+    return summary
