@@ -61,7 +61,6 @@ from lsgan_jax.cache import enable_compilation_cache
 from lsgan_jax.errors import ConfigError
 from lsgan_jax.metrics.classifier_metrics import CollapseRule
 from lsgan_jax.metrics.digits_classifier import load_real_images
-from lsgan_jax.studies import mean_sd
 from lsgan_jax.training import image_trainer
 
 VARIANTS = ("default", "paper", "smoke")
@@ -144,7 +143,11 @@ def run_config(
 
 
 def make_table(rows: list[dict], config: ml_collections.ConfigDict) -> tuple[list[dict], str]:
-    """Per (dataset, loss) aggregates and their Markdown table."""
+    """Per (dataset, loss) aggregates and their Markdown table.
+
+    Final fd and KL are ``mean [low, high]`` with the 95 % Student-t interval over seeds; the
+    collapse rate gets its 95 % Wilson interval (:mod:`lsgan_jax.stats`).
+    """
     table = []
     for ds in config.datasets:
         for loss in config.losses:
@@ -168,19 +171,20 @@ def make_table(rows: list[dict], config: ml_collections.ConfigDict) -> tuple[lis
             )
     lines = [
         "| dataset | loss | classes covered (per seed) | collapsed | diverged | final fd "
-        "| KL(hist‖unif) | mean class fractions 0..9 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| KL(hist‖unif) | mean class fractions 0..9 | collapse rate 95 % CI |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for e in table:
         loss = "LSGAN (−1,1,0)" if e["loss"] == "lsgan" else "NS-GAN"
         hist = " ".join(f"{p:.2f}" for p in e["mean_class_hist"]) if e["mean_class_hist"] else "n/a"
-        kl = mean_sd(e["final_kl_uniform"]) if len(e["final_kl_uniform"]) < 2 else (
-            f"{np.mean(e['final_kl_uniform']):.2f} ± {np.std(e['final_kl_uniform']):.2f}"
-        )  # fmt: skip
+        n_fin = len(e["final_fd"])
+        ci = studies.rate_interval(e["collapsed"], n_fin) if n_fin else None
         lines.append(
             f"| {e['dataset']} | {loss} | {', '.join(f'{c}/10' for c in e['classes_covered'])} "
             f"| {e['collapsed']}/{e['runs']} | {e['diverged']}/{e['runs']} | "
-            f"{mean_sd(e['final_fd'])} | {kl} | {hist} |"
+            f"{studies.fmt_mean_ci(e['final_fd'], 1)} | "
+            f"{studies.fmt_mean_ci(e['final_kl_uniform'], 2)} | {hist} | "
+            f"{'n/a' if ci is None else f'[{ci[0]:.2f}, {ci[1]:.2f}]'} |"
         )
     return table, "\n".join(lines)
 

@@ -83,7 +83,6 @@ from lsgan_jax import cli, evaluators, studies, viz
 from lsgan_jax.cache import enable_compilation_cache
 from lsgan_jax.errors import ConfigError
 from lsgan_jax.metrics.classifier_metrics import CollapseRule
-from lsgan_jax.studies import mean_sd
 from lsgan_jax.training import image_trainer
 
 VARIANTS = ("default", "paper", "smoke")
@@ -257,7 +256,11 @@ def _success(final: dict, crit: ml_collections.ConfigDict) -> bool | None:
 
 
 def make_table(rows: list[dict], settings: tuple[str, ...]) -> tuple[list[dict], str]:
-    """Per-setting aggregates and their Markdown table."""
+    """Per-setting aggregates and their Markdown table.
+
+    Success is ``k/n [low, high]`` with the 95 % Wilson interval of the rate; final and best fd
+    are ``mean [low, high]`` with the 95 % Student-t interval over seeds (:mod:`lsgan_jax.stats`).
+    """
     table = []
     for name in settings:
         runs = [r for r in rows if r["setting"] == name]
@@ -273,6 +276,7 @@ def make_table(rows: list[dict], settings: tuple[str, ...]) -> tuple[list[dict],
             "runs": len(runs),
             "successes": int(sum(ok)) if ok else None,
             "success_rate": float(np.mean(ok)) if ok else None,
+            "success_ci95": list(studies.rate_interval(sum(ok), len(ok))) if ok else None,
             "diverged": sum(r["diverged"] for r in runs),
             "collapsed_final": sum(int(f["collapsed"]) for f in fin),
             "final_fd": [f["fd"] for f in fin],
@@ -287,13 +291,15 @@ def make_table(rows: list[dict], settings: tuple[str, ...]) -> tuple[list[dict],
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in table:
-        succ = "n/a" if e["successes"] is None else f"{e['successes']}/{e['runs']}"
+        n_ok = sum(r["success"] is not None for r in rows if r["setting"] == e["setting"])
+        succ = "n/a" if e["successes"] is None else studies.fmt_rate_ci(e["successes"], n_ok)
         loss = e["loss"] + (" + GP" if e["gp"] else "")
         cov = e["final_class_coverage"]
         cov = f"{np.mean(cov):.2f}" if cov else "n/a"
         lines.append(
             f"| {e['setting']} | {loss} | {e['batchnorm']} | {e['optimizer']} | {succ} | "
-            f"{mean_sd(e['final_fd'])} | {mean_sd(e['best_fd'])} | {cov} | "
+            f"{studies.fmt_mean_ci(e['final_fd'], 1)} | {studies.fmt_mean_ci(e['best_fd'], 1)} | "
+            f"{cov} | "
             f"{e['collapsed_final']}/{e['runs']} | {e['diverged']}/{e['runs']} |"
         )
     return table, "\n".join(lines)

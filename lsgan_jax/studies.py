@@ -9,7 +9,9 @@ Two drivers:
   by the image trainer with the evaluators of its ``config.evals``
   (:func:`run_sequential`, :func:`write_study`); the stability and small-variance studies.
 
-Results are aggregated per group (the runs that differ only in their seed) as mean ± s.e.
+Results are aggregated per group (the runs that differ only in their seed) as mean ± s.e. in
+``summary.json``; the printed and Markdown tables give 95 % intervals from :mod:`lsgan_jax.stats`
+(Student t for means over seeds, Wilson for rates).
 """
 
 from __future__ import annotations
@@ -165,31 +167,68 @@ def summarize(
     return out
 
 
+def mean_interval(values: Sequence[float | None]) -> tuple[float, tuple[float, float] | None]:
+    """The mean of the finite values and its 95 % Student-t interval
+    (:func:`lsgan_jax.stats.t_interval`; None with fewer than two values)."""
+    from lsgan_jax import stats  # noqa: PLC0415
+
+    v = [float(x) for x in values if x is not None and np.isfinite(x)]
+    if not v:
+        return float("nan"), None
+    return float(np.mean(v)), (stats.t_interval(v) if len(v) > 1 else None)
+
+
+def rate_interval(successes: int, n: int) -> tuple[float, float]:
+    """The 95 % Wilson interval of a rate (:func:`lsgan_jax.stats.wilson_interval`)."""
+    from lsgan_jax import stats  # noqa: PLC0415
+
+    return stats.wilson_interval(int(successes), int(n))
+
+
+def fmt_mean_ci(values: Sequence[float | None], digits: int = 2, scale: float = 1.0) -> str:
+    """``"mean [low, high]"`` (95 % t interval over seeds); ``n/a`` without finite values."""
+    mean, ci = mean_interval(values)
+    if not np.isfinite(mean):
+        return "n/a"
+    if ci is None:
+        return f"{scale * mean:.{digits}f}"
+    return f"{scale * mean:.{digits}f} [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
+
+
+def fmt_rate_ci(successes: int, n: int) -> str:
+    """``"k/n [low, high]"`` with the 95 % Wilson interval of the rate."""
+    if n == 0:
+        return "n/a"
+    lo, hi = rate_interval(successes, n)
+    return f"{successes}/{n} [{lo:.2f}, {hi:.2f}]"
+
+
 def format_table(summary: dict, num_modes: int) -> str:
-    """The printed results table (mean ± s.e. over seeds)."""
+    """The printed results table: per group, the mean over seeds with its 95 % t interval
+    (modes, high-quality %, reverse KL) and the runs covering all modes with their 95 % Wilson
+    interval (:mod:`lsgan_jax.stats`)."""
+    rows_of: dict[str, list[dict]] = {}
+    for row in summary["runs"]:
+        rows_of.setdefault(row["group"], []).append(row)
+    width = max(10, *(len(g) for g in summary["per_group"]))
     lines = [
-        f"{'loss':<10} {'runs':>4} {'modes (max ' + str(num_modes) + ')':>18} {'high quality %':>16} "
-        f"{'reverse KL':>14} {'all modes':>9}",
+        f"{'loss':<{width}} {'runs':>4} {'modes (max ' + str(num_modes) + ')':>20} "
+        f"{'high quality %':>20} {'reverse KL':>22} {'all modes':>18}",
     ]
-    for loss, agg in summary["per_group"].items():
-        mc, hq, rk = agg["modes_covered"], agg["high_quality"], agg["reverse_kl"]
+    for group, agg in summary["per_group"].items():
+        rows = rows_of.get(group, [])
+        modes = fmt_mean_ci([r["modes_covered"] for r in rows])
+        hq = fmt_mean_ci([r["high_quality"] for r in rows], 1, 100.0)
+        rkl = fmt_mean_ci([r["reverse_kl"] for r in rows], 3)
+        every = fmt_rate_ci(sum(int(bool(r.get("all_modes"))) for r in rows), len(rows))
         lines.append(
-            f"{loss:<10} {agg['num_runs']:>4} {mc['mean']:>10.2f} ± {mc['se']:<5.2f} "
-            f"{100 * hq['mean']:>8.1f} ± {100 * hq['se']:<5.1f} {rk['mean']:>7.3f} ± {rk['se']:<5.3f}"
-            f" {agg['fraction_all_modes']:>9.2f}"
+            f"{group:<{width}} {agg['num_runs']:>4} {modes:>20} {hq:>20} {rkl:>22} {every:>18}"
         )
+    lines.append("[low, high]: 95 % intervals over seeds (Student t for means, Wilson for rates).")
     return "\n".join(lines)
 
 
 # ---- sequential studies ----------------------------------------------------------------------
-
-
-def mean_sd(values: Sequence[float | None]) -> str:
-    """``"mean ± sd"`` (population sd) of the finite values, one decimal; ``n/a`` when none."""
-    v = [x for x in values if x is not None and np.isfinite(x)]
-    if not v:
-        return "n/a"
-    return f"{np.mean(v):.1f} ± {np.std(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
 
 
 @dataclasses.dataclass(frozen=True)

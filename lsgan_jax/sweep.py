@@ -16,7 +16,7 @@ a list of points (dicts of config path → value) and a way to run them:
 Every point and override is checked against the experiment's config (unknown fields get the
 closest real name) before anything runs or is printed. Results of every mode go to the sweep's
 workdir: ``sweep.json``, ``sweep.csv`` (one column per swept field, then the metrics: mean,
-s.e. and 95 % interval over seeds per group), ``sweep.png`` (the chosen metric per group with
+s.e. and 95 % interval over seeds per group, from :mod:`lsgan_jax.stats`), ``sweep.png`` (the chosen metric per group with
 its interval) and ``tb/<group>/`` (one TensorBoard run directory per group with shared tag names,
 so the groups overlay). A group is a point × loss: the runs that differ only in their seed.
 
@@ -471,18 +471,13 @@ def aggregate_workdir(workdir: str) -> dict:
 
 
 def _mean_interval(values: Sequence[float]) -> tuple[float, float, float, float]:
-    """Mean, standard error and the 95 % Student-t interval of the mean."""
-    from scipy import stats as sps  # noqa: PLC0415
-
-    v = np.asarray([x for x in values if x is not None], np.float64)
-    if len(v) == 0:
-        return (math.nan,) * 4
-    mean = float(v.mean())
-    if len(v) < 2:
+    """Mean, standard error and the 95 % Student-t interval of the mean
+    (:func:`lsgan_jax.stats.t_interval`; the point itself for a single run)."""
+    v = [float(x) for x in values if x is not None]
+    mean, ci = studies.mean_interval(v)
+    if ci is None:
         return mean, 0.0, mean, mean
-    se = float(v.std(ddof=1) / np.sqrt(len(v)))
-    half = float(sps.t.ppf(0.975, len(v) - 1)) * se
-    return mean, se, mean - half, mean + half
+    return mean, float(np.std(v, ddof=1) / np.sqrt(len(v))), ci[0], ci[1]
 
 
 def aggregate(
@@ -500,8 +495,9 @@ def aggregate(
     Returns:
       ``{"mode", "metric", "fields", "table", "runs"}``; each table entry has ``group``, ``loss``,
       one key per swept field, ``num_runs``, ``metric`` (mean), ``se``, ``ci95_low``,
-      ``ci95_high``, the other metrics' means (and ``success_rate``: the share of runs covering
-      every mode, when the runs report ``all_modes``).
+      ``ci95_high`` (95 % Student t), the other metrics' means (and ``success_rate``: the share of
+      runs covering every mode, with its 95 % Wilson interval, when the runs report
+      ``all_modes``).
     """
     fields = swept_fields(points)
     rows = [r for g in groups for r in g.rows]
@@ -520,7 +516,11 @@ def aggregate(
         for m in others:
             entry[m] = _mean_interval([r[m] for r in g.rows])[0]
         if "all_modes" in g.rows[0]:
-            entry["success_rate"] = float(np.mean([r["all_modes"] for r in g.rows]))
+            k = sum(int(bool(r["all_modes"])) for r in g.rows)
+            entry["success_rate"] = k / len(g.rows)
+            entry["success_ci95_low"], entry["success_ci95_high"] = studies.rate_interval(
+                k, len(g.rows)
+            )
         table.append(entry)
     result = {
         "mode": mode,

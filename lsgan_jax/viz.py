@@ -106,37 +106,44 @@ def line_plot(
     logy: bool = False,
     title: str | None = None,
     bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    per_panel: int = 9,
 ) -> str:
     """Curves sharing an x axis (optionally with shaded bands, e.g. ± s.e. over seeds).
 
-    Up to 6 curves share a legend inside the axes; more curves get distinct colours and line
-    styles and a legend outside, to the right, with wrapped labels (readable with dozens of
-    groups). The saved figure is cropped to everything drawn, so no label is cut.
+    Up to 6 curves share one axes with the legend inside. More curves become small multiples:
+    panels of at most ``per_panel`` curves (in the given order), stacked with a shared x and y
+    axis, each with its legend outside to the right and wrapped labels, so every curve keeps a
+    distinct colour and a readable name with dozens of groups. The saved figure is cropped to
+    everything drawn, so no label is cut.
     """
-    n = len(curves)
-    many = n > 6
-    ncol = 1 if n <= 18 else 2
-    width = 5.2 + (2.6 * ncol if many else 0.0)
-    fig, ax = plt.subplots(figsize=(width, 3.4 if not many else max(3.4, 0.19 * n / ncol + 0.8)))
-    styles = ("-", "--", ":", "-.")
-    for i, ((name, ys), color) in enumerate(zip(curves.items(), _colors(n), strict=True)):
-        ls = styles[(i // 10) % len(styles)] if many else "-"
-        ax.plot(xs, ys, label=wrap_label(name) if many else name, lw=1.2, color=color, ls=ls)
-        if bands and name in bands:
-            lo, hi = bands[name]
-            ax.fill_between(xs, lo, hi, alpha=0.08 if many else 0.2, color=color, lw=0)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    names = list(curves)
+    many = len(names) > 6
+    chunks = (
+        [names[i : i + per_panel] for i in range(0, len(names), per_panel)] if many else [names]
+    )
+    fig, axes = plt.subplots(
+        len(chunks), 1, figsize=(7.6 if many else 5.2, (2.9 if many else 3.4) * len(chunks)),
+        sharex=True, sharey=True, squeeze=False,
+    )  # fmt: skip
+    for ax, chunk in zip(axes[:, 0], chunks, strict=True):
+        for name, color in zip(chunk, _colors(len(chunk)), strict=True):
+            label = wrap_label(name, 40) if many else name
+            ax.plot(xs, curves[name], label=label, lw=1.3, color=color)
+            if bands and name in bands:
+                lo, hi = bands[name]
+                ax.fill_between(xs, lo, hi, alpha=0.15, color=color, lw=0)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_ylabel(ylabel, fontsize=8 if many else None)
+        ax.grid(alpha=0.3)
+        if many:
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                      borderaxespad=0.0, labelspacing=0.4)  # fmt: skip
+        else:
+            ax.legend(fontsize=8)
+    axes[-1, 0].set_xlabel(xlabel)
     if title:
-        ax.set_title(title, fontsize=9)
-    if many:
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), ncol=ncol,
-                  frameon=False, borderaxespad=0.0, labelspacing=0.5)  # fmt: skip
-    else:
-        ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+        axes[0, 0].set_title(title, fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
