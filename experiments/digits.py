@@ -1,6 +1,6 @@
 """LSGAN on scikit-learn's bundled handwritten digits — the offline image default.
 
-    python -m experiments.digits                   # a few minutes on 2 CPU cores
+    python -m experiments.digits                   # CPU minutes
     python -m experiments.digits --variant=smoke   # seconds; for tests
     python -m experiments.digits --config.loss=nsgan --config.coding.a=-1 --config.coding.c=0
 
@@ -8,7 +8,7 @@ The 1,797 8×8 digits of `sklearn.datasets.load_digits` go through the same TFDS
 grain pipeline as every other dataset (prepared offline on first use), resized to 32×32. Model:
 the DCGAN generator/discriminator of the paper's stability code (5×5 kernels, BN, U[−1, 1]
 latents) at 32×32 (4→8→16→32) with a narrower width (`base_features=16`, 3 stride-2 layers in D;
-the paper's width 64 is for 64×64 scenes), so that 2,000 steps take about 3-4 minutes on 2 cores;
+the paper's width 64 is for 64×64 scenes), so that 2,000 steps run in CPU minutes;
 Adam(2e-4, β1 .5), batch 64, 0-1-1 coding, D then G. A generator EMA (decay 0.999) gives the
 sample grid `samples.png`; every checkpoint resumes exactly. Every `eval_every` steps and at the
 end, the `digits` evaluator (`evals=("digits",)`, `lsgan_jax.evaluators.digits`) scores
