@@ -3,14 +3,13 @@ conditional): each experiment module overrides a few fields of `base_config()`."
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 
 import ml_collections
 
-from lsgan_jax.errors import ConfigError
 from lsgan_jax.evaluators import inception as fid_evaluator
+from lsgan_jax.evaluators import make_evaluators
 from lsgan_jax.training import image_trainer
 
 
@@ -58,36 +57,6 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2
     c.resume = True  # False: move an earlier run in --workdir aside (never deleted), start afresh
     return c
-
-
-def _inception(config: ml_collections.ConfigDict):
-    return fid_evaluator.make_inception_evaluator(config)
-
-
-def _digits(config: ml_collections.ConfigDict):
-    from lsgan_jax.metrics import digits_classifier  # noqa: PLC0415
-
-    n = int(config.get("eval_samples", 0) or 1_000)
-    return digits_classifier.make_digits_evaluator(n, config.sample_seed, config=config)
-
-
-#: In-loop evaluators by name (`config.evals`): name -> `(config) -> evaluator(generate, step)`.
-EVALUATORS = {"inception": _inception, "digits": _digits}
-
-
-def make_evaluators(config: ml_collections.ConfigDict) -> dict | None:
-    """The evaluators named in `config.evals` (None when there are none).
-
-    Built before training, so a missing dataset or missing Inception weights fail at once.
-    """
-    names = tuple(config.get("evals", ()))
-    for name in names:
-        if name not in EVALUATORS:
-            close = difflib.get_close_matches(name, EVALUATORS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"Unknown evaluator {name!r} in config.evals.{hint} "
-                              f"Known: {sorted(EVALUATORS)}.")  # fmt: skip
-    return {name: EVALUATORS[name](config) for name in names} or None
 
 
 def make_smoke(c: ml_collections.ConfigDict, *, g_kwargs: dict, d_kwargs: dict) -> None:

@@ -4,10 +4,10 @@ r"""The TPAMI "datasets with small variance": LSGAN vs the regular GAN on Times-
     python -m experiments.small_variance --variant=paper  # the official 50k steps, full widths
     python -m experiments.small_variance --variant=smoke  # seconds; for tests
     python -m experiments.small_variance --config.datasets="('times_shift_rotate',)" \
-        --config.num_seeds=5
+        --config.seeds=5
 
-Mao et al., TPAMI 2019 (xudonmao/improved_LSGAN ``small_variance_datasets/``;
-``shared/research/paper.md`` §3.2): two synthetic sets of 10 classes × 1,000 white Times-font
+Mao et al., TPAMI 2019 (xudonmao/improved_LSGAN ``small_variance_datasets/``; the protocol
+facts are in ``docs/protocols.md``): two synthetic sets of 10 classes × 1,000 white Times-font
 digits on black, 28×28, shifted (``times.shift``) or shifted and rotated
 (``times.shift.rotate``). Each class is one glyph up to a small transform, so the data has very
 little variance — the paper's test of whether a GAN collapses onto a few modes. We re-create the
@@ -23,16 +23,17 @@ are means (Adam is invariant to the scale up to ε).
 
 Variants:
 
-* ``default`` (CPU, about 10 min on 2 cores): both sets × {LSGAN χ², NS-GAN} × 2 seeds,
+* ``default`` (CPU minutes): both sets × {LSGAN χ², NS-GAN} × 2 seeds,
   ``digit_g`` narrowed to ``base_features`` 16 (widths 128-64-32 instead of 512-256-128; the D is
   the official one), batch 32 (official 64), 800 steps per run — a CPU budget: it shows early
   collapse and coverage, not the converged behaviour of the official 50k steps.
 * ``paper``: the official networks and 50,001 steps, 3 seeds (a GPU job).
 * ``smoke``: tiny, for tests.
 
-Metrics: a classifier trained on the same Times set (the digits-classifier trainer of
-:mod:`lsgan_jax.metrics.digits_classifier` at 14×14, held-out accuracy ≈ 1.0) scores
-``eval_samples`` samples every ``eval_every`` steps and at the end: per-class fractions, class
+Metrics: the ``times`` evaluator (``evals=("times",)``, :mod:`lsgan_jax.evaluators.digits`): a
+classifier trained on the same Times set (:mod:`lsgan_jax.metrics.digits_classifier` at 14×14;
+its held-out accuracy is in the protocol) scores ``num_eval_samples`` samples every
+``eval_every`` steps and at the end: per-class fractions, class
 coverage (classes with ≥ 1 % of the samples), KL to uniform, confidence, Fréchet distance in its
 features, precision/recall, density/coverage, diversity, and ``collapsed``. The table reports, per
 (dataset, loss), the classes covered by each seed at the end, the seeds that collapsed, mean final
@@ -47,7 +48,7 @@ Outputs (``--workdir``, default ``workdirs/small_variance/<variant>``): ``summar
 from __future__ import annotations
 
 import copy
-import json
+import difflib
 import os
 import time
 
@@ -55,15 +56,11 @@ import ml_collections
 import numpy as np
 
 from experiments import image_common
-from experiments.stability import (
-    collapse_rule,
-    enable_compilation_cache,
-    mean_sd,
-    save_grid,
-    save_overview,
-)
-from lsgan_jax import cli, viz
-from lsgan_jax.errors import NonFiniteError
+from lsgan_jax import cli, evaluators, studies, viz
+from lsgan_jax.cache import enable_compilation_cache
+from lsgan_jax.errors import ConfigError
+from lsgan_jax.metrics.classifier_metrics import CollapseRule
+from lsgan_jax.metrics.digits_classifier import load_real_images
 from lsgan_jax.training import image_trainer
 
 VARIANTS = ("default", "paper", "smoke")
@@ -78,7 +75,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.variant = variant
     c.datasets = DATASETS
     c.losses = ("lsgan", "nsgan")
-    c.num_seeds = 2
+    c.seeds = 2  # a count (seed offsets 0..n-1 added to `seed`) or a tuple of offsets
     c.data.name = "times_shift_rotate"
     c.data.image_size = 28
     c.model.g, c.model.d = "digit_g", "digit_d"
@@ -87,7 +84,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.batch_size = 32
     c.num_steps = 800
     c.eval_every = 200
-    c.eval_samples = 1_000
+    c.evals = ("times",)
+    c.num_eval_samples = 1_000
     c.eval_seed = 1234
     c.log_every = 100
     c.sample_every = 400
@@ -99,7 +97,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     )
     c.compilation_cache = "auto"
     if variant == "paper":
-        c.num_seeds = 3
+        c.seeds = 3
         c.model.g_kwargs = {}
         c.batch_size = 64
         c.num_steps = 50_001
@@ -110,13 +108,13 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         c.keep_checkpoints = 2
     elif variant == "smoke":
         c.datasets = ("times_shift",)
-        c.num_seeds = 1
+        c.seeds = 1
         c.model.g_kwargs = {"base_features": 4, "latent_dim": 8}
         c.model.d_kwargs = {"features": (4, 8), "hidden": 16}
         c.batch_size = 16
         c.num_steps = 4
         c.eval_every = 2
-        c.eval_samples = 64
+        c.num_eval_samples = 64
         c.log_every = 2
         c.sample_every = 4
         c.checkpoint_every = 4
@@ -130,10 +128,11 @@ def run_config(
     config: ml_collections.ConfigDict, dataset: str, loss: str, seed: int
 ) -> ml_collections.ConfigDict:
     """The image config of one (dataset, loss, seed) run."""
-    if dataset not in DATASETS:
-        raise cli.ConfigError(f"Unknown dataset {dataset!r}; choose from {DATASETS}.")
-    if loss not in LOSSES:
-        raise cli.ConfigError(f"Unknown loss {loss!r}; choose from {tuple(LOSSES)}.")
+    for value, known, what in ((dataset, DATASETS, "dataset"), (loss, tuple(LOSSES), "loss")):
+        if value not in known:
+            close = difflib.get_close_matches(value, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Unknown {what} {value!r}.{hint} Choose from {known}.")
     c = copy.deepcopy(config)
     c.unlock()
     c.data.name = dataset
@@ -144,7 +143,11 @@ def run_config(
 
 
 def make_table(rows: list[dict], config: ml_collections.ConfigDict) -> tuple[list[dict], str]:
-    """Per (dataset, loss) aggregates and their Markdown table."""
+    """Per (dataset, loss) aggregates and their Markdown table.
+
+    Final fd and KL are ``mean [low, high]`` with the 95 % Student-t interval over seeds; the
+    collapse rate gets its 95 % Wilson interval (:mod:`lsgan_jax.stats`).
+    """
     table = []
     for ds in config.datasets:
         for loss in config.losses:
@@ -168,119 +171,88 @@ def make_table(rows: list[dict], config: ml_collections.ConfigDict) -> tuple[lis
             )
     lines = [
         "| dataset | loss | classes covered (per seed) | collapsed | diverged | final fd "
-        "| KL(hist‖unif) | mean class fractions 0..9 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| KL(hist‖unif) | mean class fractions 0..9 | collapse rate 95 % CI |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for e in table:
         loss = "LSGAN (−1,1,0)" if e["loss"] == "lsgan" else "NS-GAN"
         hist = " ".join(f"{p:.2f}" for p in e["mean_class_hist"]) if e["mean_class_hist"] else "n/a"
-        kl = mean_sd(e["final_kl_uniform"]) if len(e["final_kl_uniform"]) < 2 else (
-            f"{np.mean(e['final_kl_uniform']):.2f} ± {np.std(e['final_kl_uniform']):.2f}"
-        )  # fmt: skip
+        n_fin = len(e["final_fd"])
+        ci = studies.rate_interval(e["collapsed"], n_fin) if n_fin else None
         lines.append(
             f"| {e['dataset']} | {loss} | {', '.join(f'{c}/10' for c in e['classes_covered'])} "
             f"| {e['collapsed']}/{e['runs']} | {e['diverged']}/{e['runs']} | "
-            f"{mean_sd(e['final_fd'])} | {kl} | {hist} |"
+            f"{studies.fmt_mean_ci(e['final_fd'], 1)} | "
+            f"{studies.fmt_mean_ci(e['final_kl_uniform'], 2)} | {hist} | "
+            f"{'n/a' if ci is None else f'[{ci[0]:.2f}, {ci[1]:.2f}]'} |"
         )
     return table, "\n".join(lines)
 
 
 def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains every (dataset, loss, seed) run in turn; writes the table, grids and summary."""
-    from lsgan_jax.metrics import digits_classifier as dcl  # noqa: PLC0415
-
     for ds in config.datasets:
         run_config(config, ds, config.losses[0], 0)  # validates the names before training
     for loss in config.losses:
         run_config(config, config.datasets[0], loss, 0)
+    evaluators.check_names(config.evals)
     enable_compilation_cache(config.compilation_cache)
-    os.makedirs(workdir, exist_ok=True)
     t0 = time.perf_counter()
-    rule = collapse_rule(config)
-    data_dir = config.data.get("data_dir", "") or None
-    rows, samples, protocols, real = [], {}, {}, []
-    for ds in config.datasets:
-        clf = dcl.get_classifier(ds, config.data.image_size, data_dir=data_dir)
-        ref = dcl.make_reference(clf, data_dir=data_dir)
-        x, y = dcl.load_real_images(ds, source_size=config.data.image_size, data_dir=data_dir)
-        real.append(np.concatenate([x[y == k][:8] for k in range(10)]))
-        print(f"{ds}: classifier held-out accuracy {clf.accuracy:.4f} ({clf.n_test} images)")
-        for loss in config.losses:
-            for k in range(config.num_seeds):
-                rc = run_config(config, ds, loss, k)
-                dim, dist = dcl.latent_of(rc)
-                ev = dcl.ClassifierEvaluator(
-                    clf, ref, num_samples=config.eval_samples, seed=config.eval_seed,
-                    latent_dim=dim, latent_dist=dist, rule=rule,
-                )  # fmt: skip
-                protocols[ds] = ev.protocol()
-                run_dir = os.path.join(workdir, "runs", ds, loss, f"seed{k}")
-                t_run, diverged, summary = time.perf_counter(), False, {}
-                try:
-                    summary = image_trainer.train(rc, run_dir, evaluators={"times": ev})
-                except NonFiniteError as err:
-                    diverged = True
-                    print(f"{ds} {loss} seed {k}: stopped, {str(err).splitlines()[0]}")
-                if "preempted_at" in summary:
-                    return summary
-                final = {
-                    key.split("/", 1)[1]: v
-                    for key, v in summary.get("final", {}).items()
-                    if key.startswith("times/")
-                }
-                row = {
-                    "dataset": ds,
-                    "loss": loss,
-                    "seed": rc.seed,
-                    "diverged": diverged,
-                    "final": final,
-                    "class_hist": ev.last.as_dict()["class_hist"] if ev.last else None,
-                    "steps_per_s": summary.get("steps_per_s"),
-                    "seconds": round(time.perf_counter() - t_run, 1),
-                    "workdir": run_dir,
-                }
-                rows.append(row)
-                samples.setdefault(f"{ds}_{loss}", []).append(ev.last_samples)
-                brief = {m: round(final[m], 3) for m in ("class_coverage", "fd", "collapsed")
-                         if m in final}  # fmt: skip
-                print(f"{ds} {loss} seed {k}: {row['seconds']} s {brief}")
+    runs = [
+        studies.SequentialRun(
+            group=f"{ds}_{loss}",
+            labels={"dataset": ds, "loss": loss},
+            config=run_config(config, ds, loss, k),
+            workdir=os.path.join(workdir, "runs", ds, loss, f"seed{k}"),
+        )  # fmt: skip
+        for ds in config.datasets
+        for loss in config.losses
+        for k in studies.seed_list(config)
+    ]
+    result = studies.run_sequential(runs, train=image_trainer.train)
+    if result.preempted:
+        return result.preempted
+    rows = result.rows
     table, md = make_table(rows, config)
-    grid_paths, titles = {}, {}
+    grids, grid_paths, titles = {}, {}, {}
     for e in table:
         key = f"{e['dataset']}_{e['loss']}"
-        grid_paths[key] = save_grid(
-            samples.get(key, []), os.path.join(workdir, "grids", f"{key}.png")
-        )
+        grids[key] = viz.sample_rows(result.samples.get(key, []))
+        if grids[key] is not None:
+            grid_paths[key] = viz.save_image(
+                grids[key], os.path.join(workdir, "grids", f"{key}.png")
+            )
         covered = ", ".join(str(c) for c in e["classes_covered"])
         titles[key] = f"{e['dataset']} {e['loss']}: classes covered per seed {covered}"
-    overview = save_overview(grid_paths, titles, os.path.join(workdir, "grids.png"))
+    overview = viz.save_overview(grids, titles, os.path.join(workdir, "grids.png"))
+    real = []
+    data_dir = config.data.get("data_dir", "") or None
+    for ds in config.datasets:
+        x, y = load_real_images(ds, source_size=config.data.image_size, data_dir=data_dir)
+        real.append(np.concatenate([x[y == k][:8] for k in range(10)]))
     real_path = viz.save_image(
         viz.image_grid(np.concatenate(real), ncol=16), os.path.join(workdir, "real.png")
     )
+    rule = CollapseRule.from_config(config.collapse)
     summary = {
         "variant": config.variant,
         "collapse_rule": str(rule),
-        "protocol": protocols,
+        "protocol": {
+            ds: result.protocols.get(f"{ds}_{loss}", {}).get(config.evals[0])
+            for ds in config.datasets
+            for loss in config.losses
+            if config.evals
+        },
         "table": table,
         "table_markdown": md,
         "runs": rows,
-        "grids": {k: v for k, v in grid_paths.items() if v},
+        "grids": grid_paths,
         "overview": overview,
         "real": real_path,
         "seconds": round(time.perf_counter() - t0, 1),
         "config": config.to_dict(),
     }
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
-    with open(os.path.join(workdir, "table.md"), "w") as f:
-        f.write(f"{md}\n\n{summary['collapse_rule']}\n")
-    print(md)
-    print(summary["collapse_rule"])
-    print(
-        f"{len(rows)} runs in {summary['seconds']:.0f} s. Wrote "
-        f"{os.path.join(workdir, 'summary.json')}, table.md and grids/."
-    )
-    return summary
+    return studies.write_study(workdir, summary, md, summary["collapse_rule"])
 
 
 cli.run(__name__, get_config, main, VARIANTS)

@@ -1,11 +1,17 @@
 """The offline digits classifier and its metrics: accuracy, real vs collapsed samples, caching,
-the in-loop evaluator."""
+the in-loop evaluator and its place in the evaluator registry."""
 
 import json
 
+import ml_collections
 import numpy as np
 import pytest
 
+from lsgan_jax import evaluators
+from lsgan_jax.errors import ConfigError
+from lsgan_jax.evaluators import digits as digits_ev
+from lsgan_jax.evaluators import sampling
+from lsgan_jax.metrics import classifier_metrics as cm
 from lsgan_jax.metrics import digits_classifier as dcl
 
 
@@ -15,7 +21,7 @@ def env(tmp_path_factory):
     data_dir, cache = str(root / "tfds"), str(root / "cache")
     config = dcl.default_config("digits", 32, steps=600)
     clf = dcl.train_classifier(config, data_dir=data_dir, cache_dir=cache)
-    ref = dcl.make_reference(clf, data_dir=data_dir)
+    ref = cm.make_reference(clf, data_dir=data_dir)
     x, y = dcl.load_real_images("digits", source_size=32, data_dir=data_dir)
     return {"clf": clf, "ref": ref, "x": x, "y": y, "data_dir": data_dir, "cache": cache}
 
@@ -50,7 +56,7 @@ def test_area_downsample_is_a_box_mean():
 
 def test_real_samples_cover_every_class(env):
     idx = np.random.default_rng(0).choice(len(env["x"]), 1000, replace=False)
-    m = dcl.classifier_metrics(env["clf"], env["x"][idx], env["ref"])
+    m = cm.classifier_metrics(env["clf"], env["x"][idx], env["ref"])
     assert m.class_coverage == 1.0 and m.kl_uniform < 0.02 and m.confidence > 0.9
     assert m.fd.value < 2.0 and not m.collapsed
     assert m.precision.value > 0.95 and m.recall.value > 0.9 and m.dc_coverage.value > 0.9
@@ -62,7 +68,7 @@ def test_real_samples_cover_every_class(env):
 
 
 def test_one_repeated_image_is_collapsed(env):
-    m = dcl.classifier_metrics(env["clf"], np.repeat(env["x"][:1], 500, axis=0), env["ref"])
+    m = cm.classifier_metrics(env["clf"], np.repeat(env["x"][:1], 500, axis=0), env["ref"])
     assert m.class_coverage == pytest.approx(0.1)
     assert m.kl_uniform == pytest.approx(np.log(10), rel=1e-6)
     assert m.diversity == pytest.approx(0.0, abs=1e-6) and m.collapsed
@@ -73,7 +79,7 @@ def test_one_repeated_image_is_collapsed(env):
 def test_half_the_classes_give_half_coverage(env):
     x, y = env["x"], env["y"]
     sub = x[y < 5]
-    m = dcl.classifier_metrics(env["clf"], sub, env["ref"])
+    m = cm.classifier_metrics(env["clf"], sub, env["ref"])
     assert m.class_coverage == pytest.approx(0.5)
     hist = m.class_hist
     assert hist[:5].sum() > 0.97
@@ -90,7 +96,7 @@ def test_evaluator_scores_a_generator_and_flags_collapse(env, tmp_path):
 
     config = digits.get_config("smoke")
     config.data.data_dir = env["data_dir"]
-    ev = dcl.make_digits_evaluator(200, 0, config=config, cache_dir=env["cache"], steps=600)
+    ev = digits_ev.make_digits_evaluator(200, 0, config=config, cache_dir=env["cache"], steps=600)
     assert ev.classifier.path == env["clf"].path  # the cached classifier
     assert ev._z.shape == (200, 16)  # the smoke generator's latent size, read from the config
     x = env["x"]
@@ -101,19 +107,62 @@ def test_evaluator_scores_a_generator_and_flags_collapse(env, tmp_path):
         return x[np.abs(np.asarray(z[:, 0]) * 1e4).astype(int) % len(x)]
 
     good = ev(real, 10)
-    assert set(good) == set(dcl.ClassifierMetrics.scalars(ev.last))
+    assert set(good) == set(cm.ClassifierMetrics.scalars(ev.last))
     assert good["collapsed"] == 0.0 and good["class_coverage"] >= 0.9 and sum(calls) == 200
     bad = ev(lambda z, labels: np.repeat(x[:1], len(z), axis=0), 20)
     assert bad["collapsed"] == 1.0 and bad["class_coverage"] == pytest.approx(0.1)
     assert [step for step, _ in ev.history] == [10, 20] and ev.last_samples.shape == (64, 32, 32, 1)
-    (tmp_path / "summary.json").write_text("{}")
-    out = ev.annotate_summary(str(tmp_path), {"final": bad})
-    saved = json.load(open(tmp_path / "summary.json"))
-    assert saved["eval_protocol"] == json.loads(json.dumps(out["eval_protocol"]))
-    assert saved["eval_protocol"]["n_fake"] == 200 and saved["eval_protocol"]["n_real"] == 1797
-    assert len(saved["final_class_hist"]) == 10
+    # The protocol the image trainer records in summary.json (its only writer), JSON-ready.
+    saved = json.loads(json.dumps(ev.protocol(), default=str))
+    assert saved["n_fake"] == 200 and saved["n_real"] == 1797
+    assert len(ev.last.as_dict()["class_hist"]) == 10
 
 
 def test_evaluator_needs_the_latent_shape():
     with pytest.raises(ValueError, match="latent"):
-        dcl.make_digits_evaluator(64, 0)
+        digits_ev.make_digits_evaluator(64, 0)
+
+
+def test_registry_builds_the_digits_evaluator_from_the_config(env, monkeypatch):
+    """`config.evals` is the route: the registry reads num_eval_samples, eval_seed, the collapse
+    block and the generator's latent from the config."""
+    from experiments import digits
+
+    monkeypatch.setenv("LSGAN_JAX_CACHE_DIR", env["cache"])
+    config = digits.get_config("smoke")
+    config.data.data_dir = env["data_dir"]
+    config.num_eval_samples, config.eval_seed = 30, 7
+    config.collapse = ml_collections.ConfigDict({"min_coverage": 0.3, "max_fd": 0.0})
+    built = evaluators.make_evaluators(config)
+    ev = built["digits"]
+    assert set(built) == {"digits"} and ev.num_samples == 30
+    assert ev.rule == cm.CollapseRule(min_coverage=0.3)  # max_fd 0 turns the FD term off
+    want = sampling.fixed_latents(seed=7, num_samples=30, batch=30, latent_dim=16,
+                                  latent_dist="uniform")  # fmt: skip
+    np.testing.assert_array_equal(ev._z, want)
+    config.data.name = "times_shift"
+    with pytest.raises(ConfigError, match="'times'"):
+        evaluators.make_evaluators(config)
+
+
+def test_registry_unknown_name_says_did_you_mean():
+    config = ml_collections.ConfigDict({"evals": ("digts",)})
+    with pytest.raises(ConfigError, match="Did you mean 'digits'"):
+        evaluators.make_evaluators(config)
+    with pytest.raises(ConfigError, match="tuple of names"):
+        evaluators.check_names("digits")
+    assert {"inception", "digits", "times"} <= set(evaluators.EVALUATORS)
+    with pytest.raises(ValueError, match="already registered"):
+        evaluators.register("digits")(lambda config: None)
+
+
+def test_sigmoid_output_is_mapped_to_minus_one_one():
+    x = np.linspace(0.0, 1.0, 5, dtype=np.float32)
+    np.testing.assert_allclose(sampling.to_signed_unit(x, "sigmoid"), 2 * x - 1)
+    np.testing.assert_array_equal(sampling.to_signed_unit(x, "tanh"), x)
+    with pytest.raises(ConfigError, match="model.output"):
+        sampling.to_signed_unit(x, "relu")
+    z = np.arange(10, dtype=np.float32)[:, None]
+    got = sampling.generate_images(lambda z, labels: z / 10, z, num_samples=7, batch=4,
+                                   output="sigmoid")  # fmt: skip
+    np.testing.assert_allclose(got, 2 * z[:7] / 10 - 1, rtol=1e-6)

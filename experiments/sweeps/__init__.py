@@ -1,1 +1,4 @@
-"""Sweep files: each defines `get_sweep() -> lsgan_jax.sweep.Sweep` (run with `python -m lsgan_jax.sweep NAME`)."""
+"""Sweep files: each defines `get_sweep() -> lsgan_jax.sweep.Sweep`.
+
+Run one with `python -m experiments.sweep NAME`; `python -m experiments.sweep --list` lists them.
+"""

@@ -3,10 +3,11 @@
     evaluator = make_inception_evaluator(config)            # pytorch-fid weights (sha256-checked)
     image_trainer.train(config, workdir, evaluators={"inception": evaluator})
 
-The image experiments build it from their config (``--config.evals="('inception',)"``, the
-``config.fid`` block; see ``experiments/image_common.py``). At every evaluation the generator
-draws ``num_fake`` images from a fixed latent batch (the same z each time, so curves compare
-steps, not latent draws), and
+The image experiments build it from their config through the evaluator registry
+(``--config.evals="('inception',)"``; :func:`lsgan_jax.evaluators.make_evaluators`), reading
+``config.num_eval_samples``, ``config.eval_seed`` and the ``config.fid`` block. At every
+evaluation the generator draws ``num_eval_samples`` images from a fixed latent batch
+(``eval_seed``; the same z each time, so curves compare steps, not latent draws), and
 
 * **FID** = Fréchet distance of pool3 features against the cached statistics of ``num_real``
   real images of ``split`` (:func:`image_metrics.fid_from_stats`);
@@ -21,9 +22,10 @@ once per (dataset, resolution, split, n_real, weights) and cached under
 ``<cache>/fid_stats/`` (:func:`image_metrics.reference_stats_path`).
 
 Why these defaults: 10,000 fakes against 10,000 train images (the paper-era protocol most GAN
-code reports; StudioGAN and MMagic use 50k, which ``--config.fid.num_fake=50000
+code reports; StudioGAN and MMagic use 50k, which ``--config.num_eval_samples=50000
 --config.fid.num_real=50000`` gives) -- FID is biased upward at small n, so compare numbers only
-at equal n (``shared/research/peers.md`` §7). ``weights="random"`` runs the whole path with
+at equal n (Heusel et al. 2017; Chong & Forsyth, "Effectively Unbiased FID and Inception Score
+and where to find them", CVPR 2020). ``weights="random"`` runs the whole path with
 random Inception weights (tests and smoke runs; the protocol says so and the numbers mean
 nothing).
 """
@@ -34,15 +36,23 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import numpy as np
 
+from lsgan_jax.errors import ConfigError
+from lsgan_jax.evaluators import sampling
 from lsgan_jax.metrics import image_metrics
 from lsgan_jax.metrics.inception import InceptionFeatureExtractor
 
+#: Generated images per evaluation and the seed of their latents when a config does not set
+#: ``num_eval_samples`` / ``eval_seed``.
+DEFAULT_NUM_EVAL_SAMPLES = 10_000
+DEFAULT_EVAL_SEED = 0
+
+#: Former ``config.fid`` fields and their config-wide names.
+RENAMED = {"num_fake": "num_eval_samples", "seed": "eval_seed"}
+
 #: ``config.fid`` defaults (merged under the experiment's own values).
 DEFAULTS = {
-    "num_fake": 10_000,
     "num_real": 10_000,
     "split": "train",
     "weights": "",  # "": cache / torch.hub folder / download; a path; or "random" (tests only)
@@ -51,7 +61,6 @@ DEFAULTS = {
     "kid_subset_size": 1_000,
     "kid_subsets": 100,
     "is_splits": 10,
-    "seed": 0,
     "cache_dir": "",
 }
 
@@ -83,6 +92,8 @@ class InceptionEvaluator:
       is_splits: IS chunks.
       cache_dir: Base cache directory (default ``fid_weights.default_cache_dir()``).
       batch: Generator batch per call.
+      output: The generator's output activation (``config.model.output``); samples are mapped
+        to [−1, 1] by :func:`lsgan_jax.evaluators.sampling.to_signed_unit`.
     """
 
     def __init__(
@@ -100,14 +111,16 @@ class InceptionEvaluator:
         is_splits: int = 10,
         cache_dir: str | os.PathLike[str] | None = None,
         batch: int = 100,
+        output: str = "tanh",
     ):
         if num_fake < max(2, is_splits):
-            raise ValueError(f"fid.num_fake must be >= max(2, is_splits), got {num_fake}.")
+            raise ValueError(f"num_eval_samples must be >= max(2, is_splits), got {num_fake}.")
         self.extractor = extractor
         self.space = extractor.space
         self.split = split
         self.num_fake = int(num_fake)
         self.batch = int(batch)
+        self.output = output
         self.kid_subset_size = int(kid_subset_size)
         self.kid_subsets = int(kid_subsets)
         self.is_splits = int(is_splits)
@@ -141,12 +154,9 @@ class InceptionEvaluator:
 
     def sample(self, generate: Callable[..., Any]) -> np.ndarray:
         """The evaluation samples ``(num_fake, S, S, C)`` in [−1, 1]."""
-        out = []
-        for start in range(0, len(self._z), self.batch):
-            out.append(
-                np.asarray(jax.device_get(generate(self._z[start : start + self.batch], None)))
-            )
-        return np.concatenate(out)[: self.num_fake].astype(np.float32)
+        return sampling.generate_images(
+            generate, self._z, num_samples=self.num_fake, batch=self.batch, output=self.output
+        )
 
     def measure(self, samples: np.ndarray) -> list[image_metrics.MetricResult]:
         """FID, KID and IS of ``samples`` (each a ``MetricResult`` with its protocol)."""
@@ -191,7 +201,7 @@ class InceptionEvaluator:
                 "kernel": "(x·y/d + 1)^3",
             },
             "inception_score": {"splits": self.is_splits, "logits": "logits_unbiased"},
-            "latents": "fixed batch (fid.seed)",
+            "latents": "fixed batch (eval_seed)",
         }
 
 
@@ -205,13 +215,18 @@ def make_inception_evaluator(
     file on an offline machine).
     """
     from lsgan_jax.data import images  # noqa: PLC0415
-    from lsgan_jax.metrics.digits_classifier import latent_of  # noqa: PLC0415
-    from lsgan_jax.models.latent import sample_latent  # noqa: PLC0415
+    from lsgan_jax.models.latent import latent_of  # noqa: PLC0415
 
     fid = {**DEFAULTS, **dict(config.get("fid", {}))}
+    renamed = {k: v for k, v in RENAMED.items() if k in fid}
+    if renamed:
+        raise ConfigError(
+            "; ".join(f"config.fid.{k} is now config.{v}" for k, v in renamed.items())
+            + " (one name for every evaluator)."
+        )
     unknown = sorted(set(fid) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"Unknown config.fid fields {unknown}; known: {sorted(DEFAULTS)}.")
+        raise ConfigError(f"Unknown config.fid fields {unknown}; known: {sorted(DEFAULTS)}.")
     if config.model.get("conditional", False):
         raise ValueError(
             "The inception evaluator samples unconditionally; conditional models are not "
@@ -222,10 +237,11 @@ def make_inception_evaluator(
     extractor = extractor or _extractor(str(fid["weights"]), int(fid["batch_size"]))
     latent_dim, latent_dist = latent_of(config)
     batch = int(fid["batch_size"])
-    n_pad = -(-int(fid["num_fake"]) // batch) * batch
-    z = np.asarray(
-        sample_latent(jax.random.PRNGKey(int(fid["seed"])), n_pad, latent_dim, latent_dist)
-    )
+    num_fake = int(config.get("num_eval_samples", DEFAULT_NUM_EVAL_SAMPLES))
+    z = sampling.fixed_latents(
+        seed=int(config.get("eval_seed", DEFAULT_EVAL_SEED)), num_samples=num_fake, batch=batch,
+        latent_dim=latent_dim, latent_dist=latent_dist,
+    )  # fmt: skip
 
     def real_images() -> np.ndarray:
         limit = int(fid["num_real"])
@@ -237,7 +253,7 @@ def make_inception_evaluator(
         real_images,
         reference_name=f"{name}_{size}px_n{int(fid['num_real'])}",
         split=str(fid["split"]),
-        num_fake=int(fid["num_fake"]),
+        num_fake=num_fake,
         latents=z,
         kid_real=int(fid["kid_real"]),
         kid_subset_size=int(fid["kid_subset_size"]),
@@ -245,4 +261,5 @@ def make_inception_evaluator(
         is_splits=int(fid["is_splits"]),
         cache_dir=fid["cache_dir"] or None,
         batch=batch,
+        output=config.model.get("output", "tanh"),
     )

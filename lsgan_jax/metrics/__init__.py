@@ -1,4 +1,8 @@
-"""Evaluation metrics: 2-D mixture mode-collapse metrics (``mixture``); image metrics elsewhere.
+"""Evaluation metrics as pure functions: 2-D mixture mode-collapse metrics (``mixture``), image
+metrics (``image_metrics``: FID/KID/IS, precision/recall, density/coverage), the Inception network
+and its weights (``inception``, ``fid_weights``), the offline digits classifier
+(``digits_classifier``) and the metrics measured with it (``classifier_metrics``). The in-loop
+evaluators that use them live in :mod:`lsgan_jax.evaluators`.
 
 Keep this file light: it must not import heavy optional dependencies.
 """

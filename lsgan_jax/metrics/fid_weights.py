@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from lsgan_jax.cache import default_cache_dir
+
 PYTORCH_FID_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
     "pt_inception-2015-12-05-6726825d.pth"
@@ -78,20 +80,6 @@ __all__ = [
 
 class WeightsUnavailableError(FileNotFoundError):
     """The Inception weights file is not on this machine and could not be downloaded."""
-
-
-def default_cache_dir() -> Path:
-    """Cache directory.
-
-    Returns:
-        ``$LSGAN_JAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/lsgan_jax``, else ``~/.cache/lsgan_jax``.
-    """
-    env = os.environ.get("LSGAN_JAX_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "lsgan_jax"
 
 
 def _torch_hub_checkpoint_dir() -> Path:

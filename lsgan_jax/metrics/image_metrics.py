@@ -36,6 +36,7 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 
+from lsgan_jax.cache import default_cache_dir
 from lsgan_jax.metrics import fid_weights
 
 RESIZE_PYTORCH_FID = "bilinear-299 (pytorch-fid)"
@@ -351,7 +352,7 @@ class ReferenceStats:
 
 
 def _stats_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
-    base = Path(cache_dir) if cache_dir is not None else fid_weights.default_cache_dir()
+    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return base / "fid_stats"
 
 
@@ -382,7 +383,7 @@ def cache_reference_stats(
         split: Split the features come from (e.g. ``"test"``).
         features: ``(N, D)`` features of the whole split (or the subset you report).
         space: Their feature space (stored; a lookup in another space will not find them).
-        cache_dir: Base cache directory (default :func:`fid_weights.default_cache_dir`).
+        cache_dir: Base cache directory (default :func:`lsgan_jax.cache.default_cache_dir`).
 
     Returns:
         Path of the written ``.npz``.
