@@ -63,10 +63,13 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.losses = ("lsgan", "nsgan")
     c.seeds = 3
     c.coding = ml_collections.ConfigDict({"a": 0.0, "b": 1.0, "c": 1.0})  # ZERO_ONE, as ls.py
+    # Default data: PacGAN's ring, 8 equal-weight modes (the same 8 centres as the official ring,
+    # which instead weights the (0, 1) mode 2/9: see `official` below and docs/protocols.md).
     c.data = ml_collections.ConfigDict(
         {
-            "name": "official_ring",
-            "kwargs": {"radius": 1.0, "std": 0.01, "duplicate_endpoint": False},
+            "name": "ring",
+            "label": "ring: 8 equal-weight modes, radius 1, std 0.01",
+            "kwargs": {"radius": 1.0, "std": 0.01},
             "dataset_size": 0,  # 0: fresh samples every step (official); >0: a fixed dataset (PacGAN)
             "dataset_seed": 1234,
             # 0: fresh latents every step (official, PacGAN); >0: a fixed latent set (Welfert)
@@ -97,6 +100,10 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.shard_runs = True
 
     if variant == "official":
+        # The official data: ls.py's sample_mog(n_mixture=9) repeats the (0, 1) centre.
+        c.data.name = "official_ring"
+        c.data.label = "official_ring: ls.py's 9 centres, 8 modes, weights 2/9 (0,1) and 1/9 x 7"
+        c.data.kwargs = {"radius": 1.0, "std": 0.01, "duplicate_endpoint": True}
         c.seeds = 10
         c.num_steps = 35_000
         c.eval_every = 1_000
@@ -105,6 +112,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     elif variant in ("pacgan_ring", "pacgan_grid"):
         grid = variant == "pacgan_grid"
         c.data.name = "grid" if grid else "ring"
+        c.data.label = (
+            "grid: 25 equal-weight modes, spacing 2, std 0.05" if grid else c.data.label
+        ) + ", fixed set of 100,000 points"
         c.data.kwargs = {"spacing": 2.0, "std": 0.05} if grid else {"radius": 1.0, "std": 0.01}
         c.data.dataset_size = 100_000
         c.model = ml_collections.ConfigDict(
@@ -126,6 +136,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         c.losses = ("lsgan", "nsgan", "minimax")
         c.seeds = 200
         c.data.name = "ring"
+        c.data.label = "ring: 8 equal-weight modes, radius 1, std 0.01, fixed set of 50,000 points"
         c.data.kwargs = {"radius": 1.0, "std": 0.01}
         c.data.dataset_size = 50_000
         c.data.latent_pool_size = 50_000
