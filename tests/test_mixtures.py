@@ -248,3 +248,20 @@ def test_fixed_dataset_and_sampling_from_it():
         data.sample_from_dataset(pts[0], jax.random.key(0), 4)
     with pytest.raises(ValueError):
         data.make_fixed_dataset(m, jax.random.key(0), size=0)
+
+
+def test_mixture_study_variants_train_on_the_data_they_name():
+    from experiments import mixture as study
+
+    official = study.get_config("official")
+    m = data.get_mixture(official.data.name, **official.data.kwargs)
+    np.testing.assert_allclose(m.weights, [2 / 9] + [1 / 9] * 7, rtol=1e-6)
+    assert "2/9" in official.data.label
+    default = study.get_config("default")
+    m = data.get_mixture(default.data.name, **default.data.kwargs)
+    np.testing.assert_allclose(m.weights, 1 / 8, rtol=1e-6)
+    assert default.data.label.startswith("ring: 8 equal-weight modes")
+    for variant in ("pacgan_ring", "pacgan_grid", "welfert", "smoke"):
+        c = study.get_config(variant)
+        k = data.get_mixture(c.data.name, **c.data.kwargs).num_modes
+        assert f"{k} equal-weight modes" in c.data.label or c.data.name == "official_ring"
