@@ -99,6 +99,7 @@ def store(
     command: str,
     *,
     commit: str | None = None,
+    note: str = "",
     results_dir: Path = RESULTS_DIR,
 ) -> Path:
     """Copies a study's small ``summary.json`` into ``results/<name>/`` with its provenance.
@@ -109,6 +110,7 @@ def store(
         command: the exact command that produced it.
         commit: the git commit of the code that ran (default: HEAD, and ``dirty_at_store``
             records whether tracked files differed from it when storing).
+        note: optional remark printed with the provenance (e.g. "resumed from step 5,000").
         results_dir: where the study folders live (``results/``).
 
     Returns:
@@ -129,6 +131,8 @@ def store(
         "stored_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
         "machine": MACHINE,
     }
+    if note:
+        prov["note"] = note
     if commit is None:  # HEAD stands for the code only if nothing tracked was modified
         prov["dirty_at_store"] = bool(_git("status", "--porcelain", "--untracked-files=no"))
     (dest / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
@@ -179,7 +183,9 @@ def _provenance_line(prov: dict) -> str:
     dirty = " (uncommitted changes present when stored)" if prov.get("dirty_at_store") else ""
     return (
         f"_Command: `{prov['command']}`; code: commit `{prov['commit'][:10]}`{dirty}; "
-        f"stored {prov['stored_utc']} UTC; machine: {prov.get('machine', 'not recorded')}._"
+        f"stored {prov['stored_utc']} UTC; machine: {prov.get('machine', 'not recorded')}"
+        + (f"; {prov['note']}" if prov.get("note") else "")
+        + "._"
     )
 
 
@@ -501,7 +507,7 @@ def render_accelerator(results_dir: Path = RESULTS_DIR) -> str:
             fl = probe.get("flops_per_run_step")
             flops = "n/a" if fl is None else f"{fl:.3g} / {fl * run_steps:.2g}"
             rs = probe.get("run_steps_per_s")
-            speed = "n/a" if not rs else f"{rs:,.0f} ({probe['probe_runs']} runs)"
+            speed = "n/a" if not rs else f"{rs:.3g} ({probe['probe_runs']} run(s))"
             hours = "n/a" if not rs else f"{run_steps / rs / 3600:,.0f}"
             notes.append(f"`{s['probe']}`: {probe['how']} (commit `{probe['commit'][:10]}`)")
         rows.append(
@@ -531,7 +537,8 @@ def render_accelerator(results_dir: Path = RESULTS_DIR) -> str:
         "",
         "FLOPs: XLA's cost analysis of one compiled train step of one run (CPU backend); total = "
         "runs × steps × that. Speed: a short timed run on this shared 2-core machine, with the "
-        "number of runs vectorized in parentheses (an accelerator vectorizes all runs).",
+        "number of runs vectorized in parentheses (an accelerator vectorizes all runs); CPU "
+        "hours = runs × steps / that rate.",
     ]
     lines += [""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -696,12 +703,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="workdir", help="workdir of the run to --store")
     parser.add_argument("--command", help="the command that produced the run to --store")
     parser.add_argument("--commit", help="git commit of the code that ran (default HEAD)")
+    parser.add_argument("--note", default="", help="remark stored with the provenance")
     parser.add_argument("--measure", metavar="PROBE", help="FLOPs + speed of an accelerator study")
     args = parser.parse_args(argv)
     if args.store:
         if not (args.workdir and args.command):
             parser.error("--store needs --from=<workdir> and --command='<the command>'")
-        print(f"Stored {store(args.store, args.workdir, args.command, commit=args.commit)}")
+        print(
+            f"Stored {store(args.store, args.workdir, args.command, commit=args.commit, note=args.note)}"
+        )
         return 0
     if args.measure:
         print(f"Wrote {measure(args.measure) / 'probe.json'}")
