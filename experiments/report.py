@@ -556,6 +556,7 @@ def _study(name: str, fn: Callable[[dict, dict], str]) -> Callable[[Path], str]:
 #: Marker name -> renderer (reads results/ only).
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "mixture_default": _study("mixture_default", render_mixture),
+    "mixture_official": _study("mixture_official", render_mixture),
     "gradients": _study("gradients", render_gradients),
     "optimal_discriminator": _study("optimal_discriminator", render_optimal_discriminator),
     "accelerator": render_accelerator,
