@@ -202,3 +202,23 @@ def test_bad_switch_values_are_clear_errors():
     for field in ("gp_perturbation", "gp_weight_scale", "g_latents"):
         with pytest.raises(ValueError, match=field):
             _setup(**{field: "nope"})
+
+
+def test_lsgan_gp_official_defaults_are_device_count_invariant():
+    """Fixed u, λ/B and fresh z are global draws sliced per device: 4 devices == 1 device."""
+    from lsgan_jax.training import runners
+
+    batch = {"image": _real(jax.random.PRNGKey(8), 8)}
+    hp = make_hparams(lr_g=0.1, lr_d=0.1, gp_weight=150.0)
+    spec1, state, _ = _setup(d_cls=_QuadD, batch_size=8, gp="dragan")
+    s1, m1 = jax.jit(make_train_step(spec1))(state, batch, hp)
+    mesh = runners.make_mesh(4)
+    sharded = runners.data_parallel(make_train_step(spec1), mesh, global_batch=8, donate=False)
+    s4, m4 = sharded(runners.replicate(state, mesh), runners.shard_batch(batch, mesh), hp)
+    for a, b in zip(
+        jax.tree.leaves((s1.d_params, s1.g_params)),
+        jax.tree.leaves((s4.d_params, s4.g_params)),
+        strict=True,
+    ):  # noqa: E501
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(float(m1["gp"]), float(m4["gp"]), rtol=2e-5)
