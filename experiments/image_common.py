@@ -39,7 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.update_mode = "alternating"  # D step, then G step (the official image code)
     c.n_d = 1
     c.gp = ""  # "" or "dragan" (LSGAN-GP of the TPAMI code)
-    c.gp_weight = 0.0  # official λ=150 on ½·sum losses at batch 64 → 150/64 ≈ 2.34 (mean losses)
+    c.gp_weight = 0.0  # λ on the official ½·Σ loss scale (LSGAN-GP: 150); the step divides by B
     c.gp_scale = 30.0
     c.batch_size = 64
     c.num_steps = 10_000

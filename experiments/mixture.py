@@ -17,30 +17,22 @@ mean ± s.e. and the fraction of runs that cover all modes), `metrics.jsonl`, Te
 changed config (other than more steps or another checkpoint cadence) is refused with the fields
 named, unless `--config.resume=False`, which moves the old run aside (never deletes it).
 
-Protocols (sources in shared/research/mixtures.md and paper.md §2.4):
+Protocols (sources and every remaining difference: docs/protocols.md):
 
-* `official` — xudonmao/LSGAN `stability_comparison/mixture_gaussian/{ls,sig}.py`: 8 modes on a
-  ring of radius 1, std 0.01; G z(256)→128 tanh→128 tanh→2, D 2→128 tanh→128 tanh→1, orthogonal
-  init gain 1.4; D Adam(1e-4, β1 .5), G Adam(1e-3, β1 .5); batch 512; simultaneous updates; 35k
-  steps; 10 repetitions per loss; LSGAN 0-1-1 coding vs the non-saturating GAN.
-  Differences, on purpose: (1) the official sampler's `linspace(0, 2π, 9)` double-weights the (0,1)
-  mode (2/9); we use equal weights by default (`--config.data.kwargs.duplicate_endpoint=True`
-  restores the quirk); (2) the official losses are sums (`tf.nn.l2_loss`, ¼·Σ for D) and G's BCE is
-  summed; we use means — Adam is invariant to that rescaling up to ε; (3) the official code reports
-  no metric, only KDE plots: we add PacGAN's metrics on 2,500 samples.
-* `default` — the official protocol shortened so that it finishes in about 3 minutes on 2 CPU
-  cores: 3 seeds per loss and 8k steps.
+* `official` — xudonmao/LSGAN `stability_comparison/mixture_gaussian/{ls,sig}.py`: the official
+  data (`official_ring`: 8 modes on a ring of radius 1, std 0.01, weights 2/9 for (0, 1) and 1/9
+  for the others, from `linspace(0, 2π, 9)`); G z(256)→128 tanh→128 tanh→2, D 2→128 tanh→128
+  tanh→1, orthogonal init gain 1.4; D Adam(1e-4, β1 .5), G Adam(1e-3, β1 .5); batch 512;
+  simultaneous updates; 35k steps; 10 repetitions per loss; LSGAN 0-1-1 coding vs the
+  non-saturating GAN. We add PacGAN's metrics on 2,500 samples (the official code has none).
+* `default` — the official protocol shortened to minutes on a CPU (3 seeds per loss, 8k steps),
+  on `ring`: the same 8 centres with equal weights (the table says which data it used).
 * `pacgan_ring` / `pacgan_grid` — PacGAN protocol A (fjxmlzn/PacGAN): fixed 100k-point dataset,
   z∈R² N(0,I), G 4×400 BN-ReLU, D 3 maxout layers (200×5), Adam(1e-4, β1 .8), batch 100,
-  simultaneous updates, 400k steps (400 epochs), 10 trials; the GAN baseline row is comparable
-  with PacGAN Table 1 (GAN: ring 6.3±0.5 modes, 98.2 % HQ, rKL 0.45; grid 17.3±0.8, 94.8 %, 0.70).
-  Difference: real points are drawn from the fixed set with replacement rather than in shuffled
-  epochs.
-* `welfert` — the 200-seed ring success-rate study of Welfert et al. (shared/research/mixtures.md
-  §5.1; LSGAN 32.5 %, non-saturating 22 %, saturating 47 % of seeds cover all 8 modes). Also a
-  sweep: `python -m lsgan_jax.sweep welfert_ring`. As the paper, training uses fixed sets of 50k
-  real points and 50k latents (`data.latent_pool_size`). Difference: both are drawn from with
-  replacement rather than in shuffled epochs.
+  simultaneous updates, 400k steps (400 epochs), 10 trials.
+* `welfert` — the 200-seed ring success-rate study of Welfert et al. Also a sweep:
+  `python -m lsgan_jax.sweep welfert_ring`. As the paper, training uses fixed sets of 50k real
+  points and 50k latents (`data.latent_pool_size`).
 """
 
 from __future__ import annotations
@@ -66,10 +58,13 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.losses = ("lsgan", "nsgan")
     c.seeds = 3
     c.coding = ml_collections.ConfigDict({"a": 0.0, "b": 1.0, "c": 1.0})  # ZERO_ONE, as ls.py
+    # Default data: PacGAN's ring, 8 equal-weight modes (the same 8 centres as the official ring,
+    # which instead weights the (0, 1) mode 2/9: see `official` below and docs/protocols.md).
     c.data = ml_collections.ConfigDict(
         {
-            "name": "official_ring",
-            "kwargs": {"radius": 1.0, "std": 0.01, "duplicate_endpoint": False},
+            "name": "ring",
+            "label": "ring: 8 equal-weight modes, radius 1, std 0.01",
+            "kwargs": {"radius": 1.0, "std": 0.01},
             "dataset_size": 0,  # 0: fresh samples every step (official); >0: a fixed dataset (PacGAN)
             "dataset_seed": 1234,
             # 0: fresh latents every step (official, PacGAN); >0: a fixed latent set (Welfert)
@@ -102,6 +97,10 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.resume = True  # False: move an earlier run in --workdir aside (never deleted), start afresh
 
     if variant == "official":
+        # The official data: ls.py's sample_mog(n_mixture=9) repeats the (0, 1) centre.
+        c.data.name = "official_ring"
+        c.data.label = "official_ring: ls.py's 9 centres, 8 modes, weights 2/9 (0,1) and 1/9 x 7"
+        c.data.kwargs = {"radius": 1.0, "std": 0.01, "duplicate_endpoint": True}
         c.seeds = 10
         c.num_steps = 35_000
         c.eval_every = 1_000
@@ -110,6 +109,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     elif variant in ("pacgan_ring", "pacgan_grid"):
         grid = variant == "pacgan_grid"
         c.data.name = "grid" if grid else "ring"
+        c.data.label = (
+            "grid: 25 equal-weight modes, spacing 2, std 0.05" if grid else c.data.label
+        ) + ", fixed set of 100,000 points"
         c.data.kwargs = {"spacing": 2.0, "std": 0.05} if grid else {"radius": 1.0, "std": 0.01}
         c.data.dataset_size = 100_000
         c.model = ml_collections.ConfigDict(
@@ -124,13 +126,14 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         c.snapshot_steps = (0, 10_000, 100_000, 200_000, 400_000)
         c.checkpoint_every = 10_000
     elif variant == "welfert":
-        # Welfert et al. (mixtures.md §5.1): ring radius 1, std 0.01, 50k fixed training points,
+        # Welfert et al. (docs/protocols.md): ring radius 1, std 0.01, 50k fixed training points,
         # G 4x400 ReLU / D 4x200 LeakyReLU(0.2), Adam(1e-4, betas (0.9, 0.99)), batch 128,
         # D then G, 400 epochs (391 steps each), 25,000 evaluation samples, 200 seeds.
         # Published success rates (8/8 modes): LSGAN 32.5 %, NS-GAN 22 %, saturating GAN 47 %.
         c.losses = ("lsgan", "nsgan", "minimax")
         c.seeds = 200
         c.data.name = "ring"
+        c.data.label = "ring: 8 equal-weight modes, radius 1, std 0.01, fixed set of 50,000 points"
         c.data.kwargs = {"radius": 1.0, "std": 0.01}
         c.data.dataset_size = 50_000
         c.data.latent_pool_size = 50_000

@@ -25,10 +25,10 @@ RMSProp). The official runs and the extra settings here (one per name in ``confi
 RMSProp is TF1's ``RMSPropOptimizer`` (decay 0.9, momentum 0, ε 1e-10, accumulator initialised at
 1.0). LSGAN-GP is improved_LSGAN ``difficult_architectures/*/gan_64x64.py`` mode ``lsgan-gp``:
 penalty ``E[(‖∇D(x̂)‖ − 1)²]`` on perturbed real data ``x̂ = x + α·30·u`` (see
-:func:`lsgan_jax.training.step.dragan_penalty`), weight ``λ = 150`` on ½·**sum** losses, i.e.
-**λ = 150/64 ≈ 2.34** with our ½·**mean** losses at batch 64 (``config.lsgp.gp_weight``; the
-same penalty is available to every image experiment as ``--config.gp=dragan
---config.gp_weight=2.34``); the official D uses LayerNorm in place of BN, ours has no
+:func:`lsgan_jax.training.step.dragan_penalty`), weight ``λ = 150`` on the official ½·**sum** loss
+scale (``config.lsgp.gp_weight``; the train step divides it by the batch size to match our
+½·**mean** losses, so it is right at every batch size; every image experiment has the same
+penalty as ``--config.gp=dragan --config.gp_weight=150``); the official D uses LayerNorm in place of BN, ours has no
 normalization (``d_batchnorm=False``); one D step per G step (the official ``others/``
 architectures; 2 for its 101-layer ResNet).
 
@@ -146,9 +146,10 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c.rmsprop = ml_collections.ConfigDict(
         {"name": "rmsprop", "lr": 2e-4, "decay": 0.9, "eps": 1e-10, "initial_scale": 1.0}
     )
-    # LSGAN-GP: official LAMBDA=150 on 1/2-sum losses over 64 samples -> 150/64 with mean losses.
+    # LSGAN-GP: official LAMBDA=150 on the 1/2-sum loss scale; the step divides by the batch
+    # size (StepSpec.gp_weight_scale="sum"), so it is right at every batch size.
     c.lsgp = ml_collections.ConfigDict(
-        {"gp_weight": 150.0 / 64.0, "gp_scale": 30.0, "lr": 1e-4, "b1": 0.5, "b2": 0.9, "n_d": 1}
+        {"gp_weight": 150.0, "gp_scale": 30.0, "lr": 1e-4, "b1": 0.5, "b2": 0.9, "n_d": 1}
     )
     c.num_steps = 1_000
     c.eval_every = 250

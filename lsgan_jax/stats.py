@@ -305,8 +305,11 @@ def permutation_test(
         adjust = 0
     else:
         rng = np.random.default_rng(seed)
-        idx = np.argsort(rng.random((n_resamples, n)), axis=1)[:, :nx]
-        sums = pooled[idx].sum(axis=1)
+        sums = np.empty(n_resamples)
+        for lo in range(0, n_resamples, 4096):  # random splits in chunks (bounded memory)
+            hi = min(lo + 4096, n_resamples)
+            idx = np.argsort(rng.random((hi - lo, n)), axis=1)[:, :nx]
+            sums[lo:hi] = pooled[idx].sum(axis=1)
         adjust = 1
     null = stat(sums)
     gamma = abs(100.0 * np.finfo(np.float64).eps * observed)

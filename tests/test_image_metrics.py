@@ -180,8 +180,8 @@ def test_kid_subsets_follow_torch_fidelity_draws():
     draws = np.random.RandomState(7)
     vals = []
     for _ in range(4):
+        yi = draws.choice(40, 10, replace=False)  # generated rows first (torch-fidelity input1)
         xi = draws.choice(50, 10, replace=False)
-        yi = draws.choice(40, 10, replace=False)
         vals.append(_mmd2_loops(x[xi], y[yi]))
     np.testing.assert_allclose(res.value, np.mean(vals), rtol=1e-10)
     np.testing.assert_allclose(res.std, np.std(vals), rtol=1e-8)
@@ -221,7 +221,7 @@ def _is_loops(logits, splits) -> tuple[float, float]:
 def test_inception_score_matches_loops_and_known_values():
     rng = np.random.default_rng(7)
     logits = rng.normal(scale=3.0, size=(60, 7))
-    res = im.inception_score(logits, space=TOY, splits=5)
+    res = im.inception_score(logits, space=TOY, splits=5, shuffle=False)
     mean, std = _is_loops(logits, 5)
     np.testing.assert_allclose([res.value, res.std], [mean, std], rtol=1e-10)
     shuffled = im.inception_score(logits, space=TOY, splits=5, shuffle=True, seed=3)
@@ -230,12 +230,94 @@ def test_inception_score_matches_loops_and_known_values():
     # uninformative classifier -> 1; confident and balanced over C classes -> C
     assert im.inception_score(np.zeros((50, 1008)), space=TOY).value == pytest.approx(1.0)
     confident = 40.0 * np.eye(10)[np.arange(200) % 10]
-    res10 = im.inception_score(confident, space=TOY, splits=10)
+    res10 = im.inception_score(confident, space=TOY, splits=10, shuffle=False)  # balanced chunks
     assert res10.value == pytest.approx(10.0, abs=1e-6) and res10.std < 1e-9
     assert res10.protocol.n_real == 0 and res10.protocol.split == "none"
     assert dict(res10.protocol.settings)["is_splits"] == 10
     with pytest.raises(ValueError, match="at least 10"):
         im.inception_score(confident[:5], space=TOY)
+
+
+# ---------------------------------------------------------------------------------------------
+# KID and IS against torch-fidelity's own functions on the same features
+# ---------------------------------------------------------------------------------------------
+
+
+def _torch_fidelity_metrics():
+    """``torch_fidelity.metric_kid`` / ``metric_isc`` without the package ``__init__``.
+
+    torch-fidelity's ``__init__`` (and ``utils``) import torchvision, which may not load next to
+    the installed torch; the two metric modules need only ``helpers`` and ``defaults``, so the
+    package and ``utils`` are stubbed while they import.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    torch = pytest.importorskip("torch")
+    spec = importlib.util.find_spec("torch_fidelity")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("torch-fidelity is not installed (pip install --no-deps torch-fidelity)")
+    prefix = "torch_fidelity"
+    saved = {k: v for k, v in sys.modules.items() if k == prefix or k.startswith(prefix + ".")}
+    stub = types.ModuleType(prefix)
+    stub.__path__ = list(spec.submodule_search_locations)
+    utils = types.ModuleType(prefix + ".utils")
+    for name in (
+        "create_feature_extractor",
+        "extract_featuresdict_from_input_id_cached",
+        "resolve_feature_extractor",
+        "resolve_feature_layer_for_metric",
+    ):
+        setattr(utils, name, None)
+    sys.modules[prefix], sys.modules[prefix + ".utils"] = stub, utils
+    try:
+        kid_mod = importlib.import_module(prefix + ".metric_kid")
+        isc_mod = importlib.import_module(prefix + ".metric_isc")
+        defaults = importlib.import_module(prefix + ".defaults").DEFAULTS
+    finally:
+        for k in [k for k in sys.modules if k == prefix or k.startswith(prefix + ".")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+    return torch, kid_mod, isc_mod, defaults
+
+
+def test_kid_defaults_equal_torch_fidelity_on_the_same_features():
+    torch, kid_mod, _, defaults = _torch_fidelity_metrics()
+    assert (defaults["kid_subsets"], defaults["kid_subset_size"]) == (100, 1000)
+    assert defaults["kid_kernel_poly_degree"] == 3 and defaults["kid_kernel_poly_coef0"] == 1
+    assert defaults["kid_kernel_poly_gamma"] is None and defaults["rng_seed"] == 2020
+    rng = np.random.default_rng(11)
+    real = rng.normal(size=(1100, 16))
+    fake = rng.normal(loc=0.1, scale=1.1, size=(1050, 16))
+    ours = im.kid(real, fake, split="test", space=TOY)  # all defaults
+    ref = kid_mod.kid_features_to_metric(
+        torch.from_numpy(fake), torch.from_numpy(real), verbose=False
+    )  # torch-fidelity: input1 = generated, input2 = reference; all its defaults
+    np.testing.assert_allclose(ours.value, ref["kernel_inception_distance_mean"], rtol=1e-10)
+    np.testing.assert_allclose(ours.std, ref["kernel_inception_distance_std"], rtol=1e-8)
+    # swapping the inputs changes which rows are drawn: the order matters
+    swapped = kid_mod.kid_features_to_metric(
+        torch.from_numpy(real), torch.from_numpy(fake), verbose=False
+    )["kernel_inception_distance_mean"]
+    assert abs(swapped - ours.value) > 1e-12
+
+
+def test_inception_score_defaults_equal_torch_fidelity_on_the_same_logits():
+    torch, _, isc_mod, defaults = _torch_fidelity_metrics()
+    assert defaults["isc_splits"] == 10 and defaults["samples_shuffle"] is True
+    logits = np.random.default_rng(12).normal(scale=4.0, size=(1003, 1008))
+    ours = im.inception_score(logits, space=TOY)  # all defaults
+    ref = isc_mod.isc_features_to_metric(
+        torch.from_numpy(logits), defaults["isc_splits"], defaults["samples_shuffle"],
+        defaults["rng_seed"],
+    )  # fmt: skip
+    np.testing.assert_allclose(ours.value, ref["inception_score_mean"], rtol=1e-10)
+    np.testing.assert_allclose(ours.std, ref["inception_score_std"], rtol=1e-8)
+    unshuffled = isc_mod.isc_features_to_metric(torch.from_numpy(logits), 10, False, 2020)
+    assert abs(unshuffled["inception_score_std"] - ours.std) > 1e-9
+    assert dict(ours.protocol.settings)["is_shuffle"] is True
 
 
 # ---------------------------------------------------------------------------------------------

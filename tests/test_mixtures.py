@@ -48,8 +48,30 @@ def test_ring_parameters():
     np.testing.assert_allclose(m.weights, 0.2, rtol=1e-6)
 
 
-def test_official_ring_default_equal_weights():
+def test_official_ring_default_is_the_official_data():
+    # ls.py: sample_mog(n_mixture=9) draws one of 9 centres uniformly; linspace(0, 2*pi, 9)
+    # repeats (0, r), so the merged mode has weight 2/9.
+    np.testing.assert_allclose(data.official_lsgan_ring().weights, [2 / 9] + [1 / 9] * 7, rtol=1e-6)
+    chex.assert_trees_all_equal(
+        data.get_mixture("official_ring"), data.official_lsgan_ring(duplicate_endpoint=True)
+    )
+
+
+def test_official_ring_equals_ls_py_sampler_law():
+    # NumPy transcription of ls.py's sample_mog: Categorical(zeros(9)) over 9 centres
+    # (sin t, cos t), t = linspace(0, 2*pi, 9); merge coinciding centres into distinct modes.
+    t = np.linspace(0, 2 * np.pi, 9)
+    centres = np.stack([np.sin(t), np.cos(t)], -1)
+    distinct, inverse = np.unique(np.round(centres, 6), axis=0, return_inverse=True)
+    law = np.bincount(inverse.ravel(), minlength=len(distinct)) / 9.0
     m = data.official_lsgan_ring()
+    order = _nearest_mode(distinct, np.asarray(m.means))
+    np.testing.assert_allclose(np.asarray(m.weights)[order], law, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(m.means)[order], distinct, atol=1e-6)
+
+
+def test_official_ring_equal_weight_option():
+    m = data.official_lsgan_ring(duplicate_endpoint=False)
     means = np.asarray(m.means)
     assert m.num_modes == 8
     np.testing.assert_allclose(means[0], [0.0, 1.0], atol=1e-7)
@@ -226,3 +248,20 @@ def test_fixed_dataset_and_sampling_from_it():
         data.sample_from_dataset(pts[0], jax.random.key(0), 4)
     with pytest.raises(ValueError):
         data.make_fixed_dataset(m, jax.random.key(0), size=0)
+
+
+def test_mixture_study_variants_train_on_the_data_they_name():
+    from experiments import mixture as study
+
+    official = study.get_config("official")
+    m = data.get_mixture(official.data.name, **official.data.kwargs)
+    np.testing.assert_allclose(m.weights, [2 / 9] + [1 / 9] * 7, rtol=1e-6)
+    assert "2/9" in official.data.label
+    default = study.get_config("default")
+    m = data.get_mixture(default.data.name, **default.data.kwargs)
+    np.testing.assert_allclose(m.weights, 1 / 8, rtol=1e-6)
+    assert default.data.label.startswith("ring: 8 equal-weight modes")
+    for variant in ("pacgan_ring", "pacgan_grid", "welfert", "smoke"):
+        c = study.get_config(variant)
+        k = data.get_mixture(c.data.name, **c.data.kwargs).num_modes
+        assert f"{k} equal-weight modes" in c.data.label or c.data.name == "official_ring"

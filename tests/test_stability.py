@@ -105,7 +105,7 @@ def _one_step(gp_weight, d_cls=_LinearD, lr=0.1):
     sgd = make_optimizer(ml_collections.ConfigDict({"name": "sgd", "lr": lr}))
     spec = StepSpec(
         g_graphdef=nnx.graphdef(g), d_graphdef=nnx.graphdef(d), g_tx=sgd, d_tx=sgd,
-        batch_size=4, latent_dim=3, gp="dragan", gp_scale=30.0,
+        batch_size=4, latent_dim=3, gp="dragan", gp_scale=30.0, gp_weight_scale="mean",
     )  # fmt: skip
     state = init_state(g, d, sgd, sgd, jax.random.PRNGKey(5))
     hp = make_hparams(lr_g=lr, lr_d=lr, gp_weight=gp_weight)
@@ -146,7 +146,8 @@ def test_settings_map_to_the_official_runs():
     c = stability.run_config(config, "BN_G_sigmoid_adam", 0)
     assert c.loss == "nsgan" and c.model.d_kwargs["d_batchnorm"] and c.optim_g.name == "adam"
     c = stability.run_config(config, "BN_GD_lsgp_adam", 0)
-    assert c.gp == "dragan" and c.gp_weight == pytest.approx(150 / 64) and c.gp_scale == 30.0
+    # official LAMBDA = 150 on the ½·Σ loss scale (StepSpec.gp_weight_scale="sum" divides by B)
+    assert c.gp == "dragan" and c.gp_weight == pytest.approx(150.0) and c.gp_scale == 30.0
     assert (c.optim_d.lr, c.optim_d.b2) == (1e-4, 0.9)
     assert not c.model.d_kwargs["d_batchnorm"]
     paper = stability.get_config("paper")

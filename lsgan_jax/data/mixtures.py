@@ -183,7 +183,7 @@ def ring(num_modes: int = 8, *, radius: float = 1.0, std: float = 0.01) -> Mixtu
 
 
 def official_lsgan_ring(
-    *, radius: float = 1.0, std: float = 0.01, duplicate_endpoint: bool = False
+    *, radius: float = 1.0, std: float = 0.01, duplicate_endpoint: bool = True
 ) -> Mixture:
     """The ring of the official LSGAN mixture experiment (xudonmao/LSGAN ``ls.py``).
 
@@ -192,15 +192,19 @@ def official_lsgan_ring(
     θ = linspace(0, 2π, 9) and means r·(sin θ, cos θ).
     Because ``linspace`` includes both 0 and 2π, the first and last of the 9 centres coincide at
     ``(0, r)``: there are **8 distinct modes** (starting at ``(0, r)``, going clockwise) and the
-    ``(0, r)`` mode is drawn twice as often.
+    ``(0, r)`` mode is drawn twice as often: weights 2/9 for ``(0, r)`` and 1/9 for each of the
+    other seven. This is what ``official_ring`` (and ``--variant=official`` of the mixture
+    study) trains on.
 
     Args:
         radius: ring radius ``r`` (> 0).
         std: per-mode isotropic standard deviation (> 0), not the variance.
-        duplicate_endpoint: ``False`` (default): the 8 distinct modes with equal weights 1/8, the
-            recommended protocol-B data. ``True``: reproduce the official quirk exactly, as 8
-            modes with weights ``(2/9, 1/9, ..., 1/9)`` (the duplicated centre is merged into one
-            mode, because the mode metrics count *distinct* modes).
+        duplicate_endpoint: ``True`` (default): the official data exactly, as 8 modes with
+            weights ``(2/9, 1/9, ..., 1/9)`` (the duplicated centre is merged into one mode,
+            because the mode metrics count *distinct* modes; sampling a merged mode with weight
+            2/9 is the same law as sampling one of 9 centres uniformly). ``False``: the same 8
+            centres with equal weights 1/8 -- the same distribution as :func:`ring` (PacGAN's
+            ring) with the modes listed in another order; prefer ``ring`` for equal weights.
 
     Returns:
         The mixture (float32 arrays), ``K = 8``.

@@ -495,16 +495,18 @@ def kid(
 ) -> MetricResult:
     """Kernel Inception Distance: unbiased MMD² with ``k(x, y) = (x·y / d + 1)³``, over subsets.
 
-    Per subset ``s`` (``m`` real rows and ``m`` fake rows drawn without replacement, real first, by
-    ``np.random.RandomState(seed).choice`` -- torch-fidelity's draws and defaults: 100 subsets
-    of 1000, seed 2020)
+    Per subset ``s`` (``m`` fake rows, then ``m`` real rows, each drawn without replacement by
+    ``np.random.RandomState(seed).choice`` -- torch-fidelity's draws, order and defaults:
+    ``input1`` is the generated set, 100 subsets of 1000, seed 2020, ``(x·y/d + 1)³``; so the
+    value equals ``torch_fidelity.metric_kid.kid_features_to_metric(fake, real)`` on the same
+    features)
 
         MMD²_u = Σ_{i≠j} k(x_i, x_j) / (m(m−1)) + Σ_{i≠j} k(y_i, y_j) / (m(m−1))
                  − 2 Σ_{i,j} k(x_i, y_j) / m²
 
     and KID = mean over subsets, ``std`` = their standard deviation (ddof 0). Can be slightly
     negative when the distributions match. ``subset_size`` is clipped to the smaller set (as
-    clean-fid does); the protocol records the size used.
+    clean-fid does; torch-fidelity refuses instead); the protocol records the size used.
 
     Args:
         real_features: ``(N_real, D)``.
@@ -534,8 +536,8 @@ def kid(
     rng = np.random.RandomState(seed)
     mmds = np.empty(n_subsets)
     for s in range(n_subsets):
-        x = real[rng.choice(len(real), m, replace=False)]
-        y = fake[rng.choice(len(fake), m, replace=False)]
+        x = fake[rng.choice(len(fake), m, replace=False)]  # torch-fidelity: input1 (generated)
+        y = real[rng.choice(len(real), m, replace=False)]  # first, then input2 (reference)
         mmds[s] = _mmd2_unbiased(x, y, degree, g, coef0)
     protocol = Protocol.make(
         n_real=len(real), n_fake=len(fake), split=split, space=space,
@@ -554,22 +556,24 @@ def inception_score(
     *,
     space: FeatureSpace,
     splits: int = 10,
-    shuffle: bool = False,
+    shuffle: bool = True,
     seed: int = 2020,
 ) -> MetricResult:
     """Inception Score ``exp(E_x KL(p(y|x) ‖ p(y)))``, mean and std over ``splits`` chunks.
 
     ``p(y|x) = softmax(logits)`` over all 1008 outputs of the FID graph; ``p(y)`` is the mean
     over the chunk. Pass ``logits_unbiased`` (pool3 @ W without the fc bias): that is what the
-    original IS code (openai/improved-gan) and torch-fidelity use. Chunks are consecutive
-    (``i·N//splits`` … ``(i+1)·N//splits``); ``shuffle=True`` permutes first with
-    ``RandomState(seed)`` as torch-fidelity does.
+    original IS code (openai/improved-gan) and torch-fidelity use. The rows are first permuted
+    with ``RandomState(seed).permutation(N)`` (``shuffle=True``, torch-fidelity's default
+    ``samples_shuffle``), then cut into consecutive chunks ``i·N//splits`` …
+    ``(i+1)·N//splits``: the defaults (10 splits, shuffled, seed 2020) give
+    ``torch_fidelity.metric_isc.isc_features_to_metric`` on the same logits.
 
     Args:
         logits: ``(N, C)`` class logits of generated images.
         space: Feature space (weights/resize) of the logits.
         splits: Number of chunks (10).
-        shuffle: Permute before splitting.
+        shuffle: Permute before splitting (default True, as torch-fidelity).
         seed: Permutation seed.
 
     Returns:

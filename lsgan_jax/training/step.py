@@ -9,6 +9,14 @@
   mixture code). `n_d` discriminator updates per generator update. G runs forward once per
   step: the first D update uses that `fake`, and G's gradient is pulled back through the same
   pass (`jax.vjp`) -- the arithmetic of PyTorch's `fake.detach()` pattern.
+* Real data for every D update is fresh: with `batch=None` each of the `n_d` updates draws its
+  own real batch on device; a batch from a data iterator must then be **stacked**, its leaves
+  shaped `(n_d, B_local, ...)` (update `i` takes slice `i`), unless `reuse_real_batch=True`
+  (one `(B_local, ...)` batch reused by every D update; not what the official critic loops do).
+* LSGAN-GP (`gp="dragan"`) follows the official TPAMI code by default (docs/protocols.md):
+  the perturbation is drawn once per run (`gp_perturbation="fixed"`), λ is on the official
+  ½·Σ loss scale (`gp_weight_scale="sum"`: the penalty enters as (λ/B)·GP against our ½·mean
+  losses, right at every batch size B), and G's update draws its own z (`g_latents="auto"`).
 * Randomness is a function of `(state.rng, state.step)` only: the step key is
   `fold_in(state.rng, step)`. Latents (and, when `batch is None`, real samples drawn on device by
   `spec.sample_real`) are drawn for the **global** batch and each device takes its slice, so the
@@ -42,6 +50,9 @@ from lsgan_jax.training.state import Hparams, TrainState, set_learning_rate
 
 UPDATE_MODES = ("alternating", "simultaneous")
 GP_KINDS = (None, "dragan")
+GP_PERTURBATIONS = ("fixed", "per_step")
+GP_WEIGHT_SCALES = ("sum", "mean")
+G_LATENTS = ("auto", "shared", "fresh")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +76,19 @@ class StepSpec:
       num_classes: number of classes for conditional models (fake labels reuse the real ones).
       gp: None, or "dragan" — the LSGAN-GP penalty of the TPAMI code, on perturbed real data.
       gp_scale: perturbation scale `CC` of the DRAGAN-style penalty.
+      gp_perturbation: "fixed" (default, the official code: the uniform perturbation `u` is
+        drawn once per run and reused every step; only α is redrawn) or "per_step" (u redrawn
+        every step, DRAGAN's intent).
+      gp_weight_scale: "sum" (default): `Hparams.gp_weight` is λ of the official loss, whose
+        least-squares terms are ½·Σ over the global batch B while the penalty is a mean; our
+        losses are ½·mean, so the step adds (λ/B)·GP -- the same objective up to the factor B,
+        to which Adam is invariant (up to ε). "mean": the step adds λ·GP as given.
+      g_latents: z of G's update. "shared": the first D update's z (one G forward pass, the
+        official image and mixture code, where D and G run in one `sess.run`); "fresh": a new
+        draw (the official LSGAN-GP code, whose G step is a separate `sess.run`); "auto"
+        (default): "fresh" when `gp` is set, else "shared".
+      reuse_real_batch: with `n_d > 1` and a batch from an iterator, reuse one `(B_local, ...)`
+        batch for every D update instead of taking a stacked `(n_d, B_local, ...)` batch.
       compute_dtype: dtype of the models' inputs (float32, or bfloat16 for mixed precision);
         losses are always computed in float32.
     """
@@ -85,6 +109,10 @@ class StepSpec:
     num_classes: int = 0
     gp: str | None = None
     gp_scale: float = 30.0
+    gp_perturbation: str = "fixed"
+    gp_weight_scale: str = "sum"
+    g_latents: str = "auto"
+    reuse_real_batch: bool = False
     compute_dtype: Any = jnp.float32
 
     def __post_init__(self):
@@ -96,6 +124,13 @@ class StepSpec:
             raise ValueError(f"n_d must be >= 1, got {self.n_d}.")
         if self.gp not in GP_KINDS:
             raise ValueError(f"gp={self.gp!r}; choose one of {GP_KINDS}.")
+        for field, value, choices in (
+            ("gp_perturbation", self.gp_perturbation, GP_PERTURBATIONS),
+            ("gp_weight_scale", self.gp_weight_scale, GP_WEIGHT_SCALES),
+            ("g_latents", self.g_latents, G_LATENTS),
+        ):
+            if value not in choices:
+                raise ValueError(f"{field}={value!r}; choose one of {choices}.")
         if not self.loss_names:
             raise ValueError("loss_names must name at least one loss.")
         for name in self.loss_names:
@@ -120,10 +155,9 @@ def compute_dtype(config: Any):
 def latent_pool_sampler(pool: jax.Array) -> Callable[[jax.Array, int], jax.Array]:
     """`(key, n) -> n rows of `pool` drawn uniformly with replacement`: a fixed latent set.
 
-    Welfert et al.'s ring protocol trains on a fixed set of 50,000 latents
-    (``shared/research/mixtures.md`` §5.1). Drawing rows of a pool also costs almost nothing,
-    whereas fresh N(0, I) latents cost a Threefry hash per number -- on a 2-core CPU that is
-    ~0.6-0.9 ms of the 2.9 ms official mixture step (512 x 256 latents; benchmarks/RESULTS.md).
+    Welfert et al.'s ring protocol trains on a fixed set of 50,000 latents (docs/protocols.md).
+    Drawing rows of a pool also costs almost nothing, whereas fresh N(0, I) latents cost a
+    Threefry hash per number (see benchmarks/RESULTS.md).
     """
     pool = jnp.asarray(pool, jnp.float32)
     if pool.ndim != 2 or pool.shape[0] < 1:
@@ -152,6 +186,7 @@ def dragan_penalty(
     scale: float = 30.0,
     global_batch: int | None = None,
     axis_name: str | None = None,
+    u: jax.Array | None = None,
 ) -> jax.Array:
     """The LSGAN-GP gradient penalty of the TPAMI code, on perturbed real data (DRAGAN-style).
 
@@ -161,13 +196,12 @@ def dragan_penalty(
     as xudonmao/improved_LSGAN ``difficult_architectures/*/gan_64x64.py`` (mode ``lsgan-gp``,
     ``CC = 30``, ``LAMBDA = 150``; a perturbation of the real batch, not WGAN-GP's real-fake
     interpolation; Kodali et al. 2017, "On Convergence and Stability of GANs" (DRAGAN); Mao et
-    al., TPAMI 2019). The official loss is ½·**sum** over the batch of 64 while the penalty is a
-    **mean**, so with this codebase's mean-reduced losses the matching weight is λ = 150/64 ≈ 2.34
-    (``shared/research/paper.md`` §3.3). One difference, on purpose: the official
-    ``get_perturbed_batch`` calls ``np.random.random`` on the *graph* tensor's shape, so its u is
-    drawn **once** at graph construction and stays constant for the whole run; here u is redrawn
-    every step (the DRAGAN intent). ``‖·‖`` adds 1e-12 under the square root (finite gradient at
-    0).
+    al., TPAMI 2019). The official ``get_perturbed_batch`` calls ``np.random.random`` on the
+    graph tensor's shape, so its u is drawn **once** when the graph is built and is the same
+    array at every step; pass that array as ``u`` (the train step does, with
+    ``gp_perturbation="fixed"``). Without ``u`` it is drawn from ``key`` (redrawn every step,
+    DRAGAN's intent). ``‖·‖`` adds 1e-12 under the square root (finite gradient at 0). How the
+    penalty is weighted against the losses is the caller's business (see ``StepSpec``).
 
     Args:
       d_fn: ``x → D(x)`` raw outputs ``(B, ...)``; must treat samples independently (no
@@ -177,13 +211,18 @@ def dragan_penalty(
       scale: The perturbation scale ``CC``.
       global_batch: The global batch size (default ``B_local``, i.e. unmapped).
       axis_name: Mapped axis name, or None.
+      u: Optional fixed perturbation for the GLOBAL batch, ``(global_batch, *x.shape[1:])``.
 
     Returns:
       The scalar penalty (mean over this device's samples).
     """
     n = global_batch or x.shape[0]
     k_u, k_alpha = jax.random.split(key)
-    u = _local_slice(jax.random.uniform(k_u, (n,) + x.shape[1:]), axis_name)
+    if u is None:
+        u = jax.random.uniform(k_u, (n,) + x.shape[1:])
+    elif u.shape != (n,) + x.shape[1:]:
+        raise ValueError(f"u must have shape {(n,) + x.shape[1:]} (global batch), got {u.shape}.")
+    u = _local_slice(u, axis_name)
     alpha = _local_slice(jax.random.uniform(k_alpha, (n,) + (1,) * (x.ndim - 1)), axis_name)
     x_hat = x + alpha * (scale * u)
     grads = jax.grad(lambda xh: d_fn(xh).astype(jnp.float32).sum())(x_hat)
@@ -250,7 +289,7 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
         gen = nnx.merge(g_gd, g_params, g_rest)
         return call(gen, z, labels)
 
-    def d_update(state_parts, real, z, labels, gp_key, hp, axis_name, fake=None):
+    def d_update(state_parts, real, z, labels, gp_key, gp_u, hp, axis_name, fake=None):
         d_params, d_rest, d_opt, g_params, g_rest = state_parts
         if fake is None:
             fake = generate(g_params, g_rest, z, labels)
@@ -276,9 +315,13 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
                     scale=spec.gp_scale,
                     global_batch=spec.batch_size,
                     axis_name=axis_name,
+                    u=gp_u,
                 )
                 aux["gp"] = gp
-                loss = loss + hp.gp_weight * gp
+                weight = hp.gp_weight
+                if spec.gp_weight_scale == "sum":  # λ of ½·Σ losses -> λ/B against ½·mean
+                    weight = weight / spec.batch_size
+                loss = loss + weight * gp
             return loss, aux
 
         disc = nnx.merge(d_gd, _varying(d_params, axis_name), d_rest)
@@ -327,9 +370,21 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
         key = jax.random.fold_in(state.rng, state.step)
         k_real, k_z, k_gp, k_lab = jax.random.split(key, 4)
         n = spec.batch_size
+        stacked = batch is not None and spec.n_d > 1 and not spec.reuse_real_batch
+        if stacked and batch["image"].shape[0] != spec.n_d:
+            raise ValueError(
+                f"n_d={spec.n_d}: each D update takes a fresh real batch, so the batch must be "
+                f"stacked as (n_d, B_local, ...) = ({spec.n_d}, ...); got image shape "
+                f"{batch['image'].shape}. Stack n_d batches from the iterator, or set "
+                "reuse_real_batch=True to reuse one batch for every D update."
+            )
+        fixed_u = spec.gp is not None and spec.gp_perturbation == "fixed"
 
         def real_batch(i):
             if batch is not None:
+                if stacked:
+                    labels = batch.get("label")
+                    return batch["image"][i], None if labels is None else labels[i]
                 return batch["image"], batch.get("label")
             if spec.sample_real is None:
                 raise ValueError("train_step got batch=None but spec.sample_real is not set.")
@@ -351,10 +406,18 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
         d_parts = (state.d_params, state.d_rest, state.d_opt)
         z0 = latent(0)
         real0, labels0 = real_batch(0)
-        fake0, g_pull, g_rest = g_forward(state.g_params, state.g_rest, z0, labels0, axis_name)
+        # The fixed perturbation: one draw per run from a key that does not depend on the step
+        # (the official u is a graph constant); for the global batch, sliced per device.
+        gp_u = None
+        if fixed_u:
+            gp_u = jax.random.uniform(jax.random.split(state.rng)[1], (n, *real0.shape[1:]))
+        fresh_g = spec.g_latents == "fresh" or (spec.g_latents == "auto" and spec.gp is not None)
+        # G's z: the first D update's z (one forward pass shared with D), or a fresh draw.
+        z_g = latent(spec.n_d) if fresh_g else z0
+        fake_g, g_pull, g_rest = g_forward(state.g_params, state.g_rest, z_g, labels0, axis_name)
         if spec.update == "simultaneous":  # both gradients at the old parameters
             g_loss, g_grad = g_grads(
-                fake0, g_pull, state.d_params, state.d_rest, labels0, hp, axis_name
+                fake_g, g_pull, state.d_params, state.d_rest, labels0, hp, axis_name
             )
         d_metrics = []
         for i in range(spec.n_d):
@@ -365,14 +428,15 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
                 z,
                 labels,
                 jax.random.fold_in(k_gp, i),
+                gp_u,
                 hp,
                 axis_name,
-                fake=fake0 if i == 0 else None,
+                fake=fake_g if (i == 0 and not fresh_g) else None,
             )
             d_metrics.append(m)
         d_params, d_rest, d_opt = d_parts
         if spec.update == "alternating":  # at the updated D, through the same G forward pass
-            g_loss, g_grad = g_grads(fake0, g_pull, d_params, d_rest, labels0, hp, axis_name)
+            g_loss, g_grad = g_grads(fake_g, g_pull, d_params, d_rest, labels0, hp, axis_name)
         g_opt = set_learning_rate(state.g_opt, hp.lr_g)
         updates, g_opt = spec.g_tx.update(g_grad, g_opt, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
