@@ -371,8 +371,15 @@ def _absl_flags_help(flags_module: types.ModuleType) -> str:
 
 def _sigterm_exit(signum: int, frame: object) -> None:
     del signum, frame
-    print("SIGTERM before training took over: exiting (nothing to save yet).", file=sys.stderr)
-    raise SystemExit(0)
+    print("SIGTERM outside the training loop: exiting (nothing to save).", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    # Not `raise SystemExit`: a signal handler can run inside a callback that swallows
+    # exceptions (JAX's gc callback during imports does), and the run would carry on.
+    os._exit(0)
 
 
 def exit_cleanly_on_sigterm() -> None:
@@ -380,7 +387,9 @@ def exit_cleanly_on_sigterm() -> None:
 
     A preemptible job killed while it imports, compiles or builds its data has nothing to save;
     exiting 0 tells the scheduler that a rerun will resume. The trainers' ``PreemptionGuard``
-    replaces this handler while training (save, then exit 0) and restores it afterwards.
+    replaces this handler while training (save, then exit 0) and restores it afterwards; a
+    SIGTERM while the figures are drawn after training also exits 0 at once (the checkpoint is
+    complete; rerunning the command redraws them).
     """
     try:
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None, _sigterm_exit):
