@@ -26,9 +26,9 @@ keeps ≥ 0.4 px of margin). Everything is a function of ``(kind, num_per_class,
 the draws come from ``numpy.random.default_rng([seed, kind_index])`` in one vectorised call, so
 the images do not depend on rendering order.
 
-Font. ``find_times_font()`` prefers **STIX General** (``STIXGeneral.ttf``, bundled with matplotlib,
-a dependency of this package; the STIX fonts are designed to match Times in metrics and style),
-so the sets are the same on every machine with the same matplotlib; then a system Times New Roman
+Font. ``find_times_font()`` prefers **STIX General** (``STIXGeneral.ttf``, bundled with
+matplotlib, which the ``[viz]`` / ``[all]`` extras install; the STIX fonts are designed to match
+Times in metrics and style), so the sets are the same on every machine with the same matplotlib; then a system Times New Roman
 / Liberation Serif (metric-compatible with Times New Roman; Debian ``fonts-liberation``) / Nimbus
 Roman / DejaVu Serif; then Pillow's bundled default font (not Times-like; a warning says so). The
 font file's SHA-256 is part of the TFDS config name, so sets rendered with different fonts never
@@ -118,7 +118,7 @@ PIL_DEFAULT_FONT = "pil-default"
 def _matplotlib_stix() -> str | None:
     try:
         import matplotlib  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - matplotlib is a dependency
+    except ImportError:  # matplotlib comes with the [viz] extra; then a system font is used
         return None
     path = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data/fonts/ttf/STIXGeneral.ttf")
     return path if os.path.isfile(path) else None
