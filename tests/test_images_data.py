@@ -503,3 +503,15 @@ def test_importing_the_package_stays_light():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_default_data_dir_keeps_bucket_urls_and_absolutizes_local_paths(monkeypatch, tmp_path):
+    from lsgan_jax.data import sources
+
+    assert sources.default_data_dir("gs://bucket/tfds") == "gs://bucket/tfds"
+    monkeypatch.setenv("TFDS_DATA_DIR", "gs://other/tfds")
+    assert sources.default_data_dir() == "gs://other/tfds"
+    monkeypatch.chdir(tmp_path)
+    assert sources.default_data_dir("rel/dir") == os.path.join(str(tmp_path), "rel", "dir")
+    monkeypatch.delenv("TFDS_DATA_DIR")
+    assert sources.default_data_dir() == os.path.expanduser("~/tensorflow_datasets")

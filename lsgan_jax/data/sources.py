@@ -122,9 +122,15 @@ class ImageSource(Sequence):
 
 
 def default_data_dir(data_dir: str | None = None) -> str:
-    """``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets`` (TFDS's default)."""
-    path = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
-    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+    """``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets`` (TFDS's default).
+
+    Local paths are made absolute; URLs such as ``gs://bucket/tensorflow_datasets`` (read by
+    TFDS through ``etils.epath``) are returned unchanged.
+    """
+    path = os.fspath(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
+    if "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def tfds_module():
