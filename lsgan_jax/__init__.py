@@ -8,7 +8,8 @@
 
 The subpackages load on first attribute access (PEP 562 module ``__getattr__``), so
 ``import lsgan_jax`` imports no JAX and ``import lsgan_jax.losses`` costs only what the losses
-need. ``data`` (image pipelines) and ``viz`` need the ``[data]`` / ``[viz]`` extras.
+need. The image datasets (``lsgan_jax.data.images`` and friends) need the ``[data]`` extra,
+``viz`` the ``[viz]`` extra; a missing one is an ImportError naming it.
 """
 
 from __future__ import annotations
