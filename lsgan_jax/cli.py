@@ -18,9 +18,11 @@ checkpoint first; before they start there is nothing to save); 2 for every user 
 variant or field, a bad flag value, a :class:`~lsgan_jax.errors.ConfigError` from the
 experiment).
 
-Logging: absl's `--verbosity` (default 0 = INFO) is left to the user. By default only the
-`absl` logger — which orbax and grain log through, one INFO line per checkpoint save — is raised
-to WARNING; `--verbosity=N` or `--logger_levels=absl:INFO` turn those lines back on.
+Logging: absl's `--verbosity` (default 0 = INFO) is left to the user, so this library's own
+INFO lines show. By default only two third-party loggers are raised to WARNING
+(:data:`QUIET_LOGGERS`): `absl`, which orbax and grain log through (one INFO line per checkpoint
+save), and `jax` (one INFO line per accelerator backend it could not open). Passing
+`--verbosity=N`, `-v N` or `--logger_levels=absl:INFO` leaves every logger as absl sets it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from lsgan_jax.errors import ConfigError
 
 __all__ = [
     "COMMON_FIELD_HELP",
+    "QUIET_LOGGERS",
     "USAGE_ERROR",
     "check_overrides",
     "config_fields",
@@ -57,6 +60,11 @@ __all__ = [
 
 #: Exit status of every user error (bad variant, field, flag value; ConfigError).
 USAGE_ERROR = 2
+
+#: Loggers raised to WARNING unless the user passes --verbosity/-v/--logger_levels: ``absl``
+#: (orbax and grain log through it: an INFO line per checkpoint save) and ``jax`` (an INFO line
+#: per accelerator backend it could not open, e.g. "Unable to initialize backend 'tpu'").
+QUIET_LOGGERS = ("absl", "jax")
 
 #: One-line meanings of config fields shared by several experiments, by path or by path suffix.
 COMMON_FIELD_HELP: dict[str, str] = {
@@ -343,7 +351,7 @@ def help_text(
         "<variant>[-<hash of the overrides>]); rerunning resumes",
         "  --distributed            call jax.distributed.initialize() first (multi-host)",
         "  --coordinator_address, --num_processes, --process_id   explicit multi-host setup",
-        "  --verbosity=N            absl log level (orbax's per-save INFO lines are hidden unless given)",
+        "  --verbosity=N            absl log level (orbax's and jax's INFO lines are hidden unless given)",
         "  --helpfull               also list absl's own flags",
         "",
         "Overrides are typed: --config.num_steps=100 --config.losses=\"('lsgan',)\". "
@@ -480,7 +488,8 @@ def run(
 
     def _main(_argv: list[str]) -> None:
         if not _user_set_logging(argv):
-            logging.getLogger("absl").setLevel(logging.WARNING)  # orbax: an INFO line per save
+            for name in QUIET_LOGGERS:  # orbax: an INFO line per save; jax: absent backends
+                logging.getLogger(name).setLevel(logging.WARNING)
         fl = flags.FLAGS
         if fl.distributed or fl.coordinator_address:
             import jax  # noqa: PLC0415

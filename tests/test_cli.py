@@ -68,8 +68,10 @@ TOY = textwrap.dedent(
 
     def main(config, workdir):
         print("workdir=" + workdir)
-        print("absl_level=%d root_level=%d" % (
-            logging.getLogger("absl").getEffectiveLevel(), logging.getLogger().level))
+        print("absl_level=%d jax_level=%d root_level=%d" % (
+            logging.getLogger("absl").getEffectiveLevel(),
+            logging.getLogger("jax._src.xla_bridge").getEffectiveLevel(),
+            logging.getLogger().level))
         if config.action == "config_error":
             raise ConfigError("width must be even")
         if config.action == "sigterm":
@@ -164,9 +166,10 @@ def test_toy_default_workdir_hashes_the_overrides(toy):
 
 def test_toy_logging_levels_follow_the_flags(toy):
     quiet = _toy(toy)
-    assert "absl_level=30 root_level=20" in quiet.stdout  # only the absl logger is raised
+    # only the absl (orbax, grain) and jax loggers are raised; ours stay at absl's INFO
+    assert "absl_level=30 jax_level=30 root_level=20" in quiet.stdout
     verbose = _toy(toy, "--verbosity=0")
-    assert "absl_level=20" in verbose.stdout
+    assert "absl_level=20 jax_level=20" in verbose.stdout
     levels = _toy(toy, "--logger_levels=absl:INFO")
     assert "absl_level=20" in levels.stdout
 
