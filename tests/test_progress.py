@@ -34,23 +34,26 @@ def test_first_line_at_start_then_one_per_interval():
     bar, out, clock = _report()
     assert isinstance(bar, progress_lib.PeriodicReport)
     assert _lines(out) == ["[toy] step 0/1000 (0%) | starting"]
-    for _ in range(10):  # 10 steps of 2 s each: 20 s < 30 s, no new line
+    clock.t += 2.0
+    bar.update(1)  # the first update (compilation) is fast here: no line, the window starts
+    for _ in range(14):  # 14 steps of 2 s each: 28 s < 30 s, no new line
         clock.t += 2.0
         bar.update(1)
     assert len(_lines(out)) == 1
-    for _ in range(5):  # at 30 s the report fires once
-        clock.t += 2.0
-        bar.update(1)
+    clock.t += 2.0
+    bar.update(1)  # 30 s after the first update: the report fires once
     assert len(_lines(out)) == 2
-    line = _lines(out)[1]
-    # 15 steps in 30 s = 0.5 steps/s; 985 steps left at that rate = 1970 s = 32m50s
-    assert line == "[toy] step 15/1000 (1%) | 0.5 steps/s | ETA 32m50s | elapsed 30s"
+    # 15 steps in 30 s = 0.5 steps/s; 984 steps left at that rate = 1968 s = 32m48s
+    assert _lines(out)[1] == "[toy] step 16/1000 (1%) | 0.5 steps/s | ETA 32m48s | elapsed 32s"
 
 
 def test_rate_uses_the_last_window_and_metrics_come_from_set_postfix():
     bar, out, clock = _report(total=10_000)
-    clock.t += 100.0  # a slow first window (compilation)
+    clock.t += 100.0  # a slow first update (compilation) gets its own line
     bar.update(10)
+    assert _lines(out)[-1] == (
+        "[toy] step 10/10000 (0%) | first update after 1m40s (includes compilation)"
+    )
     bar.set_postfix({"d": 0.25}, g=0.5)
     clock.t += 40.0
     bar.update(4000)  # 4000 steps in 40 s -> 100 steps/s, 5990 left -> 59.9 s -> 1m00s
@@ -91,7 +94,7 @@ def test_interval_zero_reports_every_update():
     for _ in range(3):
         clock.t += 1.0
         bar.update(1)
-    assert len(_lines(out)) == 4  # start + three updates
+    assert len(_lines(out)) == 4  # start, the first update's line, two reports
 
 
 def test_interval_from_environment(monkeypatch):

@@ -5,11 +5,13 @@ trainers print, like the Flax examples' periodic report, a first line at the sta
 every ``interval`` seconds, then a last line at the end::
 
     [mixture] step 0/8000 (0%) | starting
+    [mixture] step 500/8000 (6%) | first update after 41s (includes compilation)
     [mixture] step 2500/8000 (31%) | 83.2 steps/s | ETA 1m06s | elapsed 30s | d=0.2473 g=0.4012
     [mixture] step 8000/8000 (100%) | 79.8 steps/s | done in 1m40s | d=0.2466 g=0.3987
 
-steps/s is measured over the last interval (so compilation only slows the first line), the ETA is
-the remaining steps at that rate, and the metrics are the last ``set_postfix`` values. The
+steps/s is measured over the last interval (the first update, which includes compilation, gets
+its own line and is left out), the ETA is the remaining steps at that rate, and the metrics are
+the last ``set_postfix`` values. The
 interval is the ``interval`` argument, else ``$LSGAN_PROGRESS_INTERVAL`` (seconds), else 30 s.
 """
 
@@ -85,6 +87,7 @@ class PeriodicReport:
         self._clock = clock
         self._postfix: dict[str, Any] = {}
         self._closed = False
+        self._updated = False
         self._t0 = self._last_t = clock()
         self._n0 = self._last_n = self.n
         verb = "starting" if self.n == 0 else f"resuming at step {self.n}"
@@ -93,9 +96,20 @@ class PeriodicReport:
     # tqdm-compatible API --------------------------------------------------------------------
 
     def update(self, n: int = 1) -> None:
-        """Advances by ``n`` steps; prints a line when ``interval`` seconds have passed."""
+        """Advances by ``n`` steps; prints a line when ``interval`` seconds have passed.
+
+        The first update usually includes compilation: it gets its own line (when it took at
+        least ``interval``), and steps/s and the ETA are measured from it on.
+        """
         self.n += int(n)
         now = self._clock()
+        if not self._updated:
+            self._updated = True
+            if now - self._last_t >= self.interval:
+                took = f"first update after {_duration(now - self._t0)} (includes compilation)"
+                self._print(" | ".join([self._head(), took, *self._metrics()]))
+            self._last_t, self._last_n = now, self.n
+            return
         if now - self._last_t >= self.interval:
             window = now - self._last_t
             rate = (self.n - self._last_n) / window if window > 0 else math.inf
