@@ -368,7 +368,8 @@ def _absl_flags_help(flags_module: types.ModuleType) -> str:
         for flag in sorted(flag_list, key=lambda f: f.name):
             if flag.name == "config" or flag.name.startswith("config."):
                 continue
-            out.append(f"  --{flag.name}  ({module_name}) {flag.help}; default {flag.default!r}")
+            text = " ".join(str(flag.help).split()).rstrip(".")
+            out.append(f"  --{flag.name}  ({module_name}) {text} (default {flag.default!r})")
     return "\n".join(out)
 
 
