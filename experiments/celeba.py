@@ -20,6 +20,13 @@ from lsgan_jax import cli
 
 VARIANTS = ("default", "smoke")
 
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": ("DCGAN-64 on CelebA, 108 center crop, FID/KID/IS (needs `prepare celeb_a`)", "GPU"),
+    "smoke": ("tiny, 4 steps (needs `prepare celeb_a`)", "< 1 min"),
+}
+
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c = image_common.base_config()

@@ -18,6 +18,13 @@ from lsgan_jax import cli
 
 VARIANTS = ("default", "smoke")
 
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": ("DCGAN-32 on CIFAR-10 with in-loop FID/KID/IS (needs `prepare cifar10`)", "GPU"),
+    "smoke": ("tiny, 4 steps (needs `prepare cifar10`)", "< 1 min"),
+}
+
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c = image_common.base_config()

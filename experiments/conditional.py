@@ -24,6 +24,16 @@ from lsgan_jax import cli
 
 VARIANTS = ("default", "smoke")
 
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": (
+        "conditional LSGAN on EMNIST-byclass, 62 classes (needs `prepare emnist/byclass`)",
+        "GPU",
+    ),
+    "smoke": ("tiny, 4 steps (needs the dataset prepared)", "< 1 min"),
+}
+
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c = image_common.base_config()

@@ -84,6 +84,16 @@ from lsgan_jax.training import mixture_trainer
 
 VARIANTS = ("default", "smoke")
 
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": (
+        "G's gradient vs distance from D's boundary per loss; gradient norms in a mixture run",
+        "~1.5 min",
+    ),
+    "smoke": ("fewer points and steps (tests)", "< 1 min"),
+}
+
 #: The generator losses of part 1, as elementwise functions of the raw logit f = D(G(z)).
 GENERATOR_LOSSES: dict[str, Callable[[jax.Array], jax.Array]] = {
     "saturating": lambda f: losses.minimax_generator_loss(f, reduction="none"),

@@ -20,6 +20,14 @@ from experiments import image_common
 from lsgan_jax import cli
 
 VARIANTS = ("default", "paper", "smoke")
+
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": ("the paper's 112x112 scene model, 100k steps (needs `prepare lsun/SCENE`)", "GPU"),
+    "paper": ("the official 1M steps", "GPU"),
+    "smoke": ("tiny, 4 steps (needs the scene prepared)", "< 1 min"),
+}
 SCENES = ("bedroom", "kitchen", "church_outdoor", "dining_room", "conference_room")
 
 

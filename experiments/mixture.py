@@ -50,6 +50,20 @@ from lsgan_jax.training import mixture_trainer
 
 VARIANTS = ("default", "official", "pacgan_ring", "pacgan_grid", "welfert", "smoke")
 
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": ("official ring and networks, 3 seeds x {LSGAN, NS-GAN}, 8k steps", "~3 min"),
+    "official": ("xudonmao/LSGAN's protocol: 35k steps x 10 seeds per loss", "~45 min"),
+    "pacgan_ring": (
+        "PacGAN protocol A on the ring: 400k steps x 10 trials (compare PacGAN Table 1)",
+        "GPU",
+    ),
+    "pacgan_grid": ("PacGAN protocol A on the 5x5 grid: 400k steps x 10 trials", "GPU"),
+    "welfert": ("Welfert et al.'s ring success rates: 200 seeds x 3 losses", "GPU"),
+    "smoke": ("tiny networks, 40 steps (tests)", "< 1 min"),
+}
+
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     """Configs as code; `variant` picks a named protocol (see the module docstring)."""

@@ -19,6 +19,13 @@ from lsgan_jax import cli
 
 VARIANTS = ("default", "smoke")
 
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": ("TPAMI digit networks on MNIST, 50,001 steps (needs `prepare mnist`)", "GPU"),
+    "smoke": ("tiny, 4 steps (needs `prepare mnist`)", "< 1 min"),
+}
+
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     c = image_common.base_config()

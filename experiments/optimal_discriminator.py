@@ -70,6 +70,13 @@ from lsgan_jax import models as models_lib
 
 VARIANTS = ("default", "smoke")
 
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": ("LS discriminator trained alone vs the closed-form D*, both codings", "< 1 min"),
+    "smoke": ("fewer steps (tests)", "< 1 min"),
+}
+
 #: The codings this experiment knows by name.
 CODINGS: dict[str, losses.LSCoding] = {
     "zero_one": losses.ZERO_ONE,

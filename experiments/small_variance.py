@@ -64,6 +64,14 @@ from lsgan_jax.metrics.digits_classifier import load_real_images
 from lsgan_jax.training import image_trainer
 
 VARIANTS = ("default", "paper", "smoke")
+
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": ("Times-font digits (2 sets) x {LSGAN chi2, NS-GAN} x 2 seeds, 800 steps", "~7 min"),
+    "paper": ("the official networks, 50,001 steps, 3 seeds", "GPU"),
+    "smoke": ("tiny, for tests", "< 1 min"),
+}
 DATASETS = ("times_shift", "times_shift_rotate")
 #: name -> (loss, coding a, b, c). LSGAN uses the χ² coding of the official code.
 LOSSES = {"lsgan": ("lsgan", (-1.0, 1.0, 0.0)), "nsgan": ("nsgan", (0.0, 1.0, 1.0))}

@@ -87,6 +87,17 @@ from lsgan_jax.training import image_trainer
 
 VARIANTS = ("default", "paper", "smoke")
 
+#: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
+#: `python -m experiments`.
+VARIANT_HELP = {
+    "default": (
+        "no-BatchNorm G / G+D on digits 16x16: 4 official settings + LSGAN-GP, 2 seeds",
+        "~15 min",
+    ),
+    "paper": ("the four official runs on LSUN bedroom 64x64", "GPU"),
+    "smoke": ("tiny, for tests", "< 1 min"),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Setting:

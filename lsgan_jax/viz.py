@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-import matplotlib
+from lsgan_jax._extras import require
 
+matplotlib = require("matplotlib", "viz", purpose="lsgan_jax.viz (figures)")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402

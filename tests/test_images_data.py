@@ -400,7 +400,11 @@ def test_prepare_without_tensorflow_says_what_to_install(tmp_path, capsys):
 
     assert prepare.main(["lsun/bedroom", "--data_dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert ".[tf]" in err and "tensorflow-io" in err and "Traceback" not in err
+    # LSUN also needs tensorflow-io: the message names the extra that has both ('.[lsun]'),
+    # the same one the dataset table (`prepare --list`) and the README name.
+    assert ".[lsun]" in err and "tensorflow_io" in err and "Traceback" not in err
+    lsun_row = next(r for r in images.dataset_table().splitlines() if "`lsun/bedroom`" in r)
+    assert ".[lsun]" in lsun_row and ".[tf]" not in lsun_row
 
 
 def test_bad_arguments_raise_clear_value_errors(digits, data_dir):
@@ -499,3 +503,15 @@ def test_importing_the_package_stays_light():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_default_data_dir_keeps_bucket_urls_and_absolutizes_local_paths(monkeypatch, tmp_path):
+    from lsgan_jax.data import sources
+
+    assert sources.default_data_dir("gs://bucket/tfds") == "gs://bucket/tfds"
+    monkeypatch.setenv("TFDS_DATA_DIR", "gs://other/tfds")
+    assert sources.default_data_dir() == "gs://other/tfds"
+    monkeypatch.chdir(tmp_path)
+    assert sources.default_data_dir("rel/dir") == os.path.join(str(tmp_path), "rel", "dir")
+    monkeypatch.delenv("TFDS_DATA_DIR")
+    assert sources.default_data_dir() == os.path.expanduser("~/tensorflow_datasets")

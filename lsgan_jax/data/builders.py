@@ -2,7 +2,7 @@
 
 Both builders write ArrayRecord files (the format ``tfds.data_source`` reads with random access and
 without TensorFlow), so :mod:`lsgan_jax.data.images` reads them exactly like a prepared TFDS
-catalog dataset. Two TFDS-without-TF rules shape the code (``shared/research/install.md`` §2):
+catalog dataset. Two TFDS-without-TF rules shape the code (``docs/data.md``):
 
 * ``file_format="array_record"`` is the default of each builder's ``__init__``: TFDS's default
   (TFRecord) needs TensorFlow to finalize a split, and ``tfds.data_source`` on an unprepared
@@ -33,17 +33,22 @@ import hashlib
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow_datasets as tfds
-from etils import epath
+
+from lsgan_jax._extras import require
+
+tfds = require("tensorflow_datasets", "data", purpose="lsgan_jax.data.builders")
+from etils import epath  # noqa: E402  (a dependency of tensorflow-datasets)
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "OfflineBuilderMixin",
     "FolderConfig",
     "LsganDigits",
     "LsganFolderImages",
@@ -60,6 +65,41 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 def _array_record_default(kwargs: dict[str, Any]) -> dict[str, Any]:
     kwargs.setdefault("file_format", "array_record")
     return kwargs
+
+
+class OfflineBuilderMixin:
+    """Says what an offline builder does instead of TFDS's "Downloading and preparing dataset".
+
+    TFDS prints that line (with "Unknown size" for builders that download nothing) and a
+    "downloaded and prepared" line from ``DatasetBuilder._log_download_bytes`` /
+    ``_log_download_done``; these overrides print what actually happens, and TFDS's progress
+    bars are switched off while preparing when output is not a terminal.
+
+    Subclasses set :attr:`SOURCE` (e.g. ``"scikit-learn's bundled digits"``).
+    """
+
+    SOURCE = "local data"
+
+    def _log_download_bytes(self) -> None:
+        print(
+            f"Building dataset {self.name} from {self.SOURCE} (offline; nothing is downloaded) "
+            f"into {self.data_dir} ...",
+            flush=True,
+        )
+
+    def _log_download_done(self) -> None:
+        print(f"Built dataset {self.name} in {self.data_dir}; later runs reuse it.", flush=True)
+
+    def download_and_prepare(self, *args: Any, **kwargs: Any) -> None:
+        interactive = sys.stdout.isatty() and sys.stderr.isatty()
+        tqdm_utils = tfds.core.utils.tqdm_utils
+        before = getattr(tqdm_utils, "_active", True)
+        if not interactive:
+            tfds.display_progress_bar(False)
+        try:
+            super().download_and_prepare(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            tfds.display_progress_bar(before)
 
 
 # TFDS 4.9.10 finds a package-defined builder's source file (only to look for a checksums file)
@@ -86,7 +126,7 @@ def digits_uint8() -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target.astype(np.int64)
 
 
-class LsganDigits(tfds.core.GeneratorBasedBuilder):
+class LsganDigits(OfflineBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """scikit-learn's 8×8 digits as an offline TFDS dataset (``lsgan_digits``), one ``train`` split.
 
     The only real images available without network access. Prepared automatically by
@@ -97,6 +137,7 @@ class LsganDigits(tfds.core.GeneratorBasedBuilder):
       ``sklearn.datasets.load_digits``.
     """
 
+    SOURCE = "scikit-learn's bundled digits"
     VERSION = tfds.core.Version("1.0.0")
     code_path = _CODE_PATH
     RELEASE_NOTES = {"1.0.0": "sklearn digits, uint8 (8, 8, 1) Tensor feature, 0..16 → 0..255."}
@@ -206,7 +247,7 @@ def center_square_box(width: int, height: int) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
-class LsganFolderImages(tfds.core.GeneratorBasedBuilder):
+class LsganFolderImages(OfflineBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """A folder of images as an ArrayRecord TFDS dataset (``lsgan_folder_images``), one split.
 
     Build it with :func:`folder_builder` (which makes the per-folder config). Each image is read
@@ -226,6 +267,11 @@ class LsganFolderImages(tfds.core.GeneratorBasedBuilder):
                 "lsgan_jax.data.builders.folder_builder(path, image_size=..., data_dir=...)."
             )
         super().__init__(**_array_record_default(kwargs))
+
+    @property
+    def SOURCE(self) -> str:  # noqa: N802 - the mixin's class attribute, per folder here
+        cfg: FolderConfig = self.builder_config
+        return f"the {len(cfg.files)} images under {cfg.root}"
 
     def _info(self) -> tfds.core.DatasetInfo:
         cfg: FolderConfig = self.builder_config

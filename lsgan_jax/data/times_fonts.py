@@ -9,7 +9,7 @@ classes (the digits 0-9) × 1,000 images, 28×28 8-bit grayscale, a white Times-
 
 Every class is one glyph up to a small transform, so the data has very little variance; a
 generator that collapses onto a few classes is easy to see. The official ``data.tar.gz`` is not
-available to us (``shared/research/paper.md`` §3.2 records only the sizes above), so these sets
+available to us (the paper records only the sizes above; see ``docs/data.md``), so these sets
 are **re-created**: the shift and rotation ranges and the glyph size below are our choice, stated
 here and stored in each example set's TFDS config:
 
@@ -26,9 +26,9 @@ keeps ≥ 0.4 px of margin). Everything is a function of ``(kind, num_per_class,
 the draws come from ``numpy.random.default_rng([seed, kind_index])`` in one vectorised call, so
 the images do not depend on rendering order.
 
-Font. ``find_times_font()`` prefers **STIX General** (``STIXGeneral.ttf``, bundled with matplotlib,
-a dependency of this package; the STIX fonts are designed to match Times in metrics and style),
-so the sets are the same on every machine with the same matplotlib; then a system Times New Roman
+Font. ``find_times_font()`` prefers **STIX General** (``STIXGeneral.ttf``, bundled with
+matplotlib, which the ``[viz]`` / ``[all]`` extras install; the STIX fonts are designed to match
+Times in metrics and style), so the sets are the same on every machine with the same matplotlib; then a system Times New Roman
 / Liberation Serif (metric-compatible with Times New Roman; Debian ``fonts-liberation``) / Nimbus
 Roman / DejaVu Serif; then Pillow's bundled default font (not Times-like; a warning says so). The
 font file's SHA-256 is part of the TFDS config name, so sets rendered with different fonts never
@@ -58,8 +58,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import tensorflow_datasets as tfds
-from etils import epath
+
+from lsgan_jax._extras import require
+
+tfds = require("tensorflow_datasets", "data", purpose="lsgan_jax.data.times_fonts")
+from etils import epath  # noqa: E402  (a dependency of tensorflow-datasets)
+
+from lsgan_jax.data.builders import OfflineBuilderMixin  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +118,7 @@ PIL_DEFAULT_FONT = "pil-default"
 def _matplotlib_stix() -> str | None:
     try:
         import matplotlib  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - matplotlib is a dependency
+    except ImportError:  # matplotlib comes with the [viz] extra; then a system font is used
         return None
     path = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data/fonts/ttf/STIXGeneral.ttf")
     return path if os.path.isfile(path) else None
@@ -332,12 +337,13 @@ class TimesConfig(tfds.core.BuilderConfig):
         self.font = font
 
 
-class LsganTimes(tfds.core.GeneratorBasedBuilder):
+class LsganTimes(OfflineBuilderMixin, tfds.core.GeneratorBasedBuilder):
     """The TPAMI small-variance sets as an offline ArrayRecord TFDS dataset (``lsgan_times``).
 
     Build it with :func:`times_builder` (which makes the per-set :class:`TimesConfig`).
     """
 
+    SOURCE = "Times-font glyphs rendered with Pillow"
     VERSION = _VERSION
     code_path = epath.Path(__file__)
     RELEASE_NOTES = {"1.0.0": "Rendered with Pillow; uint8 (28, 28, 1) Tensor feature."}
