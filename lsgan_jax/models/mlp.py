@@ -155,7 +155,17 @@ class MixtureMLPDiscriminator(nnx.Module):
 
     Source: xudonmao/LSGAN ``stability_comparison/mixture_gaussian/ls.py``, ``discriminator()``
     (``log_d = slim.fully_connected(h, 1, activation_fn=None)``), orthogonal(gain=1.4) weights and
-    zero biases. Differences: none in the network.
+    zero biases. Differences: none in the network with the default options.
+
+    Options (off by default, so the default network is the official one):
+
+    * ``layer_norm=True``: ``h_k = tanh(LN(W_k h_{k-1} + b_k))`` with
+      ``LN(y) = γ ⊙ (y − mean(y)) / sqrt(var(y) + ε) + β`` over the features of each sample
+      (Ba et al., 2016), γ = 1, β = 0 at init, ε = 1e-5. The LSGAN-GP code of the TPAMI paper
+      (xudonmao/improved_LSGAN ``difficult_architectures/*/gan_64x64.py``, from
+      igul222/improved_wgan_training) normalizes D with layer norm in place of batch norm, between
+      each hidden linear map and its nonlinearity, with ``tf.nn.batch_normalization``'s ε = 1e-5;
+      this option does the same in the mixture MLP (every hidden layer, not the output layer).
     """
 
     def __init__(
@@ -165,6 +175,7 @@ class MixtureMLPDiscriminator(nnx.Module):
         depth: int = 2,
         data_dim: int = 2,
         gain: float = 1.4,
+        layer_norm: bool = False,
         axis_name: str | None = None,
         dtype: Dtype | None = None,
         rngs: nnx.Rngs,
@@ -176,6 +187,8 @@ class MixtureMLPDiscriminator(nnx.Module):
           depth: Number of tanh hidden layers (official 2).
           data_dim: Input dimension (2 for 2-D mixtures).
           gain: Orthogonal-init scale for every weight matrix (official 1.4).
+          layer_norm: Layer-normalize each hidden layer before its tanh (as the LSGAN-GP code's
+            D does); False (the official mixture network) by default.
           axis_name: Accepted so the trainer can pass it to every model; unused (no
             BatchNorm in this network).
           dtype: Computation dtype; parameters stay float32.
@@ -195,14 +208,27 @@ class MixtureMLPDiscriminator(nnx.Module):
         dims = [data_dim] + [hidden] * depth
         self.layers = nnx.List([nnx.Linear(i, o, **kw) for i, o in itertools.pairwise(dims)])
         self.out = nnx.Linear(hidden, 1, **kw)
+        if not isinstance(layer_norm, bool):
+            raise ValueError(f"layer_norm must be True or False, got {layer_norm!r}.")
+        self.norms = nnx.List(
+            [
+                nnx.LayerNorm(hidden, epsilon=1e-5, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+                for _ in range(depth)
+            ]
+            if layer_norm
+            else []
+        )
 
     def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
         """Maps samples ``(B, data_dim)`` to raw logits ``(B, 1)``; ``train`` is unused."""
         del train
         _check_last_dim(x, self.data_dim, what="x", owner=type(self).__name__)
         h = x
-        for layer in self.layers:
-            h = jnp.tanh(layer(h))
+        for k, layer in enumerate(self.layers):
+            h = layer(h)
+            if self.norms:
+                h = self.norms[k](h)
+            h = jnp.tanh(h)
         return self.out(h)
 
 
