@@ -26,6 +26,7 @@ from flax import nnx
 
 from lsgan_jax.models.latent import LATENT_DISTS
 from lsgan_jax.models.registry import register
+from lsgan_jax.models.spectral_norm import call, maybe_spectral_norm
 
 __all__ = [
     "LATENT_DISTS",
@@ -166,6 +167,9 @@ class MixtureMLPDiscriminator(nnx.Module):
       igul222/improved_wgan_training) normalizes D with layer norm in place of batch norm, between
       each hidden linear map and its nonlinearity, with ``tf.nn.batch_normalization``'s ε = 1e-5;
       this option does the same in the mixture MLP (every hidden layer, not the output layer).
+    * ``spectral_norm=True``: every weight matrix (hidden and output) is divided by its largest
+      singular value, estimated by one power iteration per training call (Miyato et al., 2018);
+      see :mod:`lsgan_jax.models.spectral_norm`.
     """
 
     def __init__(
@@ -176,6 +180,7 @@ class MixtureMLPDiscriminator(nnx.Module):
         data_dim: int = 2,
         gain: float = 1.4,
         layer_norm: bool = False,
+        spectral_norm: bool = False,
         axis_name: str | None = None,
         dtype: Dtype | None = None,
         rngs: nnx.Rngs,
@@ -189,6 +194,8 @@ class MixtureMLPDiscriminator(nnx.Module):
           gain: Orthogonal-init scale for every weight matrix (official 1.4).
           layer_norm: Layer-normalize each hidden layer before its tanh (as the LSGAN-GP code's
             D does); False (the official mixture network) by default.
+          spectral_norm: Spectrally normalize every linear layer (Miyato et al., 2018); False
+            (the official network) by default.
           axis_name: Accepted so the trainer can pass it to every model; unused (no
             BatchNorm in this network).
           dtype: Computation dtype; parameters stay float32.
@@ -206,8 +213,11 @@ class MixtureMLPDiscriminator(nnx.Module):
             rngs=rngs,
         )
         dims = [data_dim] + [hidden] * depth
-        self.layers = nnx.List([nnx.Linear(i, o, **kw) for i, o in itertools.pairwise(dims)])
-        self.out = nnx.Linear(hidden, 1, **kw)
+        sn = dict(enabled=spectral_norm, rngs=rngs)
+        self.layers = nnx.List(
+            [maybe_spectral_norm(nnx.Linear(i, o, **kw), **sn) for i, o in itertools.pairwise(dims)]
+        )
+        self.out = maybe_spectral_norm(nnx.Linear(hidden, 1, **kw), **sn)
         if not isinstance(layer_norm, bool):
             raise ValueError(f"layer_norm must be True or False, got {layer_norm!r}.")
         self.norms = nnx.List(
@@ -220,16 +230,19 @@ class MixtureMLPDiscriminator(nnx.Module):
         )
 
     def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
-        """Maps samples ``(B, data_dim)`` to raw logits ``(B, 1)``; ``train`` is unused."""
-        del train
+        """Maps samples ``(B, data_dim)`` to raw logits ``(B, 1)``.
+
+        ``train`` matters only with ``spectral_norm``: True runs (and stores) one power
+        iteration per layer, False uses the stored vectors.
+        """
         _check_last_dim(x, self.data_dim, what="x", owner=type(self).__name__)
         h = x
         for k, layer in enumerate(self.layers):
-            h = layer(h)
+            h = call(layer, h, train=train)
             if self.norms:
                 h = self.norms[k](h)
             h = jnp.tanh(h)
-        return self.out(h)
+        return call(self.out, h, train=train)
 
 
 # --------------------------------------------------------------------------------------------

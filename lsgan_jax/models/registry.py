@@ -1,7 +1,8 @@
 """Find generators and discriminators by name (big_vision-style registry).
 
 A model file registers a *builder* -- any callable ``(*, rngs: nnx.Rngs, **kwargs) -> nnx.Module``,
-usually the ``nnx.Module`` class itself -- under a unique name. Generators and discriminators are
+usually the ``nnx.Module`` class itself, or a ``functools.partial`` of one for a variant that only
+changes defaults (``digit_g``, ``lsun_d``) -- under a unique name. Generators and discriminators are
 registered under separate names (``mixture_mlp_g`` / ``mixture_mlp_d``, ``pacgan_g`` /
 ``pacgan_d``, ...). A config then says ``config.model.g_name = "pacgan_g"`` and the trainer calls::
 
@@ -65,6 +66,7 @@ with ``check_vma=False``, the gradient is per-device and ``lax.pmean`` gives the
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -170,13 +172,31 @@ def accepted_kwargs(name: str) -> dict[str, Any]:
 
 
 def _describe(builder: Builder) -> str:
+    if isinstance(builder, functools.partial):
+        args = ", ".join(f"{k}={v!r}" for k, v in builder.keywords.items())
+        return f"functools.partial({_describe(builder.func)}, {args})"
     module = getattr(builder, "__module__", "?")
     qualname = getattr(builder, "__qualname__", repr(builder))
     return f"{module}.{qualname}"
 
 
 def _builder_params(builder: Builder) -> list[inspect.Parameter] | None:
-    """The builder's parameters, or None when it takes ``**kwargs`` (nothing to check)."""
+    """The builder's parameters, or None when it takes ``**kwargs`` (nothing to check).
+
+    A ``functools.partial`` of a builder (a model that only changes defaults, e.g. ``digit_g`` =
+    ``dcgan_g`` at 28 px) has the builder's keyword parameters with the partial's keywords as
+    their defaults.
+    """
+    if isinstance(builder, functools.partial):
+        if builder.args:
+            raise TypeError(f"Registered partials must bind keywords only, got {builder!r}.")
+        params = _builder_params(builder.func)
+        if params is None:
+            return None
+        return [
+            p.replace(default=builder.keywords[p.name]) if p.name in builder.keywords else p
+            for p in params
+        ]
     # For a class, inspect.signature(cls) may report the metaclass's (*args, **kwargs) (nnx.Module
     # has a custom metaclass), so read __init__ directly and drop ``self``.
     if inspect.isclass(builder):
