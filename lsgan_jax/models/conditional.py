@@ -1,6 +1,6 @@
 """The ICCV conditional LSGAN (handwritten Chinese characters): xudonmao/LSGAN ``mcgan.py``.
 
-Registered as ``conditional_g`` / ``conditional_d`` (``shared/research/paper.md`` section 2.2).
+Registered as ``conditional_g`` / ``conditional_d`` (official settings: ``docs/models.md``).
 The class label ``y`` (int ids ``(B,)``, one-hot encoded inside; or one-hot / soft rows
 ``(B, num_classes)``) is first mapped linearly to 256 features -- "a linear mapping Phi(y)
 because one-hot vectors over thousands of classes are too costly" -- by a layer of its own in G

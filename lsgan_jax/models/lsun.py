@@ -1,6 +1,6 @@
 """The ICCV LSGAN scene model (LSUN, 112x112): xudonmao/LSGAN ``vgg.py``, in Flax NNX.
 
-Registered as ``lsun_g`` / ``lsun_d`` (``shared/research/paper.md`` section 2.1).
+Registered as ``lsun_g`` / ``lsun_d`` (architecture and official settings: ``docs/models.md``).
 
 Generator ("DCGAN plus two stride-1 deconvolutions after the top two deconvolutions, motivated by
 VGG"); all deconvs 3x3, TF ``conv2d_transpose`` SAME; BN = TF decay 0.9, eps 1e-5 with gamma and

@@ -10,8 +10,8 @@ Two families, each a generator/discriminator pair registered by name:
   (``create_model_brick``), built on IshmaelBelghazi/ALI: a BatchNorm+ReLU generator and a
   maxout discriminator whose input is ``pack`` samples concatenated along features.
 
-See ``shared/research/mixtures.md`` sections 1.1, 6.1 and 7, and ``registry.py`` for the module
-conventions (``train`` flag, raw logits, ``axis_name``, ``dtype``) and the functional
+Architectures and the official training settings are in ``docs/models.md``; see ``registry.py``
+for the module conventions (``train`` flag, raw logits, ``axis_name``, ``dtype``) and the functional
 split/merge pattern the trainer uses.
 """
 

@@ -54,13 +54,13 @@ the update is legal; the caller's ``rest`` is left untouched and ``new_rest`` ca
 running statistics. The same function works unchanged inside ``jax.jit(jax.shard_map(...))`` and
 ``jax.pmap`` with ``axis_name`` set on the model (BatchNorm then pmeans its batch statistics).
 
-Data-parallel gradient caveat (checked on 8 fake CPU devices, jax 0.10.2): under ``jax.shard_map``
-with the default ``check_vma=True``, parameters passed in with spec ``P()`` are *invariant*, and
-``jax.grad`` with respect to them already returns the **sum** over devices of the per-device
-gradients; a further ``lax.pmean(grads, axis_name)`` is then the identity, so the result is
-``n_devices`` times the single-device (global-mean) gradient. Under ``jax.pmap``, or ``shard_map``
-with ``check_vma=False``, the gradient is per-device and ``lax.pmean`` gives the global one. Use
-``check_vma=False`` (or divide by the axis size) so all runners agree.
+Data-parallel gradients: under ``jax.shard_map`` (default ``check_vma=True``) the gradient with
+respect to a replicated (``P()``) input comes back already summed over devices. The train step
+therefore casts the parameters to device-varying (``lax.pcast(..., to="varying")``) before
+differentiating and then averages with ``lax.pmean`` -- the same arithmetic as ``jax.pmap``
+(``lsgan_jax/training/step.py``, ``_varying``). Model state that a training call writes from
+those parameters (spectral-norm vectors) is made invariant again inside the model
+(:mod:`lsgan_jax.models.spectral_norm`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The 2-D ring MLPs of Welfert et al.'s 200-seed success-rate study (no BN, no maxout).
 
-Source: SankarLab/AlphaGan-Papers-Results `gan.py`, `experiments/2D.py` (see
-shared/research/mixtures.md §5.1): G 2 → 4×[400 ReLU] → 2, D 2 → 4×[200 LeakyReLU(0.2)] → 1,
-PyTorch's default `nn.Linear` initialisation (weights and biases U(−1/√fan_in, 1/√fan_in)).
+Source: SankarLab/AlphaGan-Papers-Results `gan.py`, `experiments/2D.py` (Welfert et al.'s
+(αD, αG)-GAN paper; protocol in ``docs/models.md``): G 2 → 4×[400 ReLU] → 2, D 2 → 4×[200
+LeakyReLU(0.2)] → 1, PyTorch's default `nn.Linear` initialisation (weights and biases
+U(−1/√fan_in, 1/√fan_in)).
 """
 
 from __future__ import annotations
