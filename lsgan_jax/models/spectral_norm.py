@@ -45,6 +45,7 @@ which returns the common value exactly.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -125,6 +126,18 @@ def _can_write(variable: nnx.Variable) -> bool:
     return bool(getattr(variable, "_can_update", True))
 
 
+@functools.partial(jax.jit, static_argnames=("steps", "eps"))
+def _initial_vectors(
+    key: jax.Array, kernel: jax.Array, *, steps: int, eps: float
+) -> tuple[jax.Array, jax.Array]:
+    """``u``, ``v`` ~ N(0, I) normalized, then ``steps`` power iterations (one compiled call)."""
+    matrix = weight_matrix(kernel.astype(jnp.float32))
+    k_u, k_v = jax.random.split(key)
+    u = _normalize(jax.random.normal(k_u, (matrix.shape[0],), jnp.float32), eps)
+    v = _normalize(jax.random.normal(k_v, (matrix.shape[1],), jnp.float32), eps)
+    return power_iteration(matrix, u, v, steps=steps, eps=eps)
+
+
 class SpectralNorm(nnx.Module):
     """Wraps a layer that has a ``kernel`` parameter; calls it with ``kernel / σ(kernel)``.
 
@@ -174,11 +187,7 @@ class SpectralNorm(nnx.Module):
             )
         self.layer = layer
         self.eps = float(eps)
-        matrix = weight_matrix(jnp.asarray(kernel[...], jnp.float32))
-        k_u, k_v = jax.random.split(rngs.params())
-        u = _normalize(jax.random.normal(k_u, (matrix.shape[0],), jnp.float32), self.eps)
-        v = _normalize(jax.random.normal(k_v, (matrix.shape[1],), jnp.float32), self.eps)
-        u, v = power_iteration(matrix, u, v, steps=init_iterations, eps=self.eps)
+        u, v = _initial_vectors(rngs.params(), kernel[...], steps=init_iterations, eps=self.eps)
         self.u = PowerIterationVector(u)
         self.v = PowerIterationVector(v)
 
