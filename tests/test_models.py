@@ -400,6 +400,30 @@ def test_registry_bad_kwarg_names_model():
     assert "'hiden'" in msg and "did you mean 'hidden'" in msg and "latent_dim" in msg
 
 
+@pytest.mark.parametrize(
+    "name, base, changed",
+    [
+        ("digit_g", "dcgan_g", {"image_size": 28, "channels": 1}),
+        ("lsun_d", "dcgan_d", {"image_size": 112}),
+    ],
+)
+def test_registry_partials_only_change_defaults(name, base, changed):
+    """Default-only variants are functools.partials: same parameters, their own defaults, the
+    same network as the base model built with those values."""
+    import functools  # noqa: PLC0415
+
+    assert isinstance(models.get(name), functools.partial)
+    variant, parent = models.accepted_kwargs(name), models.accepted_kwargs(base)
+    assert list(variant) == list(parent)
+    assert {k: v for k, v in variant.items() if parent[k] != v} == changed
+    a = _abstract(name)
+    b = _abstract(base, **changed)
+    assert type(a) is type(b)
+    chex.assert_trees_all_equal_shapes(nnx.state(a), nnx.state(b))
+    with pytest.raises(TypeError, match=f"{name}.*did you mean 'image_size'"):
+        models.create(name, rngs=nnx.Rngs(0), imagesize=32)
+
+
 def test_registry_register_function_builder_and_duplicates():
     name = "_test_tiny_d"
 
