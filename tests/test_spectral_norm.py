@@ -193,7 +193,7 @@ def _call(d, x, name, train):
     return d(x, train=train)
 
 
-@pytest.mark.parametrize("name", sorted(IMAGE_DS) + ["mixture_mlp_d", "welfert_d"])
+@pytest.mark.parametrize("name", sorted(IMAGE_DS) + ["mixture_mlp_d", "pacgan_d", "welfert_d"])
 def test_every_discriminator_option_train_vs_eval(name):
     kw = IMAGE_DS.get(name, {})
     shape = IMAGE_SHAPES.get(name, (2, 2))

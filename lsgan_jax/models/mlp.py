@@ -385,6 +385,7 @@ class LinearMaxout(nnx.Module):
         *,
         kernel_init: nnx.Initializer = _PACGAN_KERNEL_INIT,
         bias_init: nnx.Initializer = _ZEROS_INIT,
+        spectral_norm: bool = False,
         dtype: Dtype | None = None,
         rngs: nnx.Rngs,
     ) -> None:
@@ -396,12 +397,13 @@ class LinearMaxout(nnx.Module):
           pieces: Linear pieces per unit.
           kernel_init: Kernel initializer (default N(0, 0.02^2)).
           bias_init: Bias initializer (default zeros).
+          spectral_norm: Spectrally normalize the linear map (Miyato et al., 2018).
           dtype: Computation dtype; parameters stay float32.
           rngs: Initialization RNG streams.
         """
         self.units = _check_int("units", units)
         self.pieces = _check_int("pieces", pieces)
-        self.linear = nnx.Linear(
+        linear = nnx.Linear(
             in_features,
             units * pieces,
             kernel_init=kernel_init,
@@ -410,10 +412,12 @@ class LinearMaxout(nnx.Module):
             param_dtype=jnp.float32,
             rngs=rngs,
         )
+        self.linear = maybe_spectral_norm(linear, spectral_norm, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps ``(..., in_features)`` to ``(..., units)``."""
-        y = self.linear(x)
+    def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
+        """Maps ``(..., in_features)`` to ``(..., units)``; ``train`` matters only with
+        spectral normalization (power-iteration update or stored vectors)."""
+        y = call(self.linear, x, train=train)
         y = y.reshape(*y.shape[:-1], self.units, self.pieces)
         return jnp.max(y, axis=-1)
 
@@ -442,6 +446,7 @@ class PacGANDiscriminator(nnx.Module):
         depth: int = 3,
         pack: int = 1,
         data_dim: int = 2,
+        spectral_norm: bool = False,
         axis_name: str | None = None,
         dtype: Dtype | None = None,
         rngs: nnx.Rngs,
@@ -454,6 +459,8 @@ class PacGANDiscriminator(nnx.Module):
           depth: Number of maxout layers (PacGAN 3).
           pack: Packing degree m; D sees m samples at once (1 = plain GAN).
           data_dim: Dimension of one sample (2 for 2-D mixtures).
+          spectral_norm: Spectrally normalize every linear map (Miyato et al., 2018; not in
+            PacGAN's code).
           axis_name: Accepted so the trainer can pass it to every model; unused (no
             BatchNorm in this network).
           dtype: Computation dtype; parameters stay float32.
@@ -468,9 +475,12 @@ class PacGANDiscriminator(nnx.Module):
         self.input_dim = data_dim * pack
         dims = [self.input_dim] + [units] * depth
         self.layers = nnx.List(
-            [LinearMaxout(i, units, pieces, dtype=dtype, rngs=rngs) for i in dims[:-1]]
+            [
+                LinearMaxout(i, units, pieces, spectral_norm=spectral_norm, dtype=dtype, rngs=rngs)
+                for i in dims[:-1]
+            ]
         )
-        self.out = nnx.Linear(
+        out = nnx.Linear(
             units,
             1,
             kernel_init=_PACGAN_KERNEL_INIT,
@@ -479,13 +489,13 @@ class PacGANDiscriminator(nnx.Module):
             param_dtype=jnp.float32,
             rngs=rngs,
         )
+        self.out = maybe_spectral_norm(out, spectral_norm, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
         """Maps packed samples ``(B, data_dim * pack)`` to raw logits ``(B, 1)``.
 
-        ``train`` is accepted for interface uniformity; this network has no BatchNorm/dropout.
+        ``train`` matters only with ``spectral_norm`` (power-iteration update or stored vectors).
         """
-        del train
         if x.ndim > 2:
             x = x.reshape(x.shape[0], -1)
         _check_last_dim(
@@ -493,5 +503,5 @@ class PacGANDiscriminator(nnx.Module):
         )
         h = x
         for layer in self.layers:
-            h = layer(h)
-        return self.out(h)
+            h = layer(h, train=train)
+        return call(self.out, h, train=train)
