@@ -1,6 +1,6 @@
 r"""Speed benchmarks: lsgan_jax against a PyTorch eager reference, measured interleaved.
 
-    python -m benchmarks.run --suite cpu                 # readable table (15-20 min on 2 cores)
+    python -m benchmarks.run --suite cpu                 # readable table (run time: RESULTS.md)
     python -m benchmarks.run --suite cpu --json          # one JSON object per line
     python -m benchmarks.run --suite cpu --cases mixture_official,pipeline
     python -m benchmarks.run --suite gpu --bf16 --json   # on an accelerator (bigger batches)
@@ -48,7 +48,7 @@ from benchmarks.cases import CASE_FNS, CASES, case_matmul
 from benchmarks.harness import Context
 
 SUITES: dict[str, dict[str, Any]] = {
-    # 2 CPU cores: the official sizes except LSUN's batch (16 instead of 64: ~8 s per step at 64).
+    # 2 CPU cores: the official sizes except LSUN's batch (16 instead of 64, which is too slow here).
     "cpu": {
         "repeats": 5,
         "target_s": 1.5,
