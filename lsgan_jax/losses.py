@@ -18,6 +18,23 @@ Reductions (``reduction=``):
 * ``"none"``: the elementwise loss. For the discriminator losses it is the real term plus the fake
   term elementwise, which requires equal shapes.
 
+Weights (TF-GAN's semantics): every generator loss takes ``weights=``, every discriminator loss
+``real_weights=`` and ``fake_weights=`` (TF-GAN's ``real_weights`` / ``generated_weights``), each
+``None`` (no weighting, the default) or an array of rank 0 or of the logits' rank whose dimensions
+are 1 or equal to the logits' (TF's rule for ``tf.compat.v1.losses.compute_weighted_loss``; e.g.
+``(B, 1)`` per-example weights for ``(B, 1)`` or ``(B, H, W, 1)`` logits). The weights multiply
+the elementwise loss ``l`` *before* the reduction, and with weights
+
+* ``"mean"`` is ``Σ w·l / #{w ≠ 0}``, the count taken over ``w`` broadcast to ``l``'s shape, and 0
+  when every weight is 0: TF-GAN's default reduction ``SUM_BY_NONZERO_WEIGHTS`` (its
+  ``losses_impl`` passes the weights to ``compute_weighted_loss``). With all weights 1 this is
+  the unweighted mean, with 0/1 weights the mean over the selected elements; note that it is not
+  ``Σ w·l / Σ w`` (TF's ``MEAN``): weights of 2 everywhere double the loss, as in TF-GAN.
+* ``"sum"`` is ``Σ w·l`` (TF's ``SUM``) and ``"none"`` is ``w·l`` (TF's ``NONE``).
+
+For the discriminator losses each term is reduced with its own weights and the two are added,
+as TF-GAN does (``loss_on_real + loss_on_generated``).
+
 References:
     Mao, Li, Xie, Lau, Wang, Smolley. "Least Squares Generative Adversarial Networks". ICCV 2017,
     arXiv:1611.04076.
@@ -26,6 +43,7 @@ References:
     Goodfellow et al. "Generative Adversarial Nets". NeurIPS 2014 (minimax / non-saturating).
     Arjovsky, Chintala, Bottou. "Wasserstein GAN". ICML 2017, arXiv:1701.07875.
     Lim, Ye. "Geometric GAN". arXiv:1705.02894, 2017 (hinge).
+    TF-GAN: tensorflow/gan ``tensorflow_gan/python/losses/losses_impl.py`` (weights, reductions).
 """
 
 from __future__ import annotations
@@ -176,18 +194,52 @@ def _label(value: ArrayLike, like: jax.Array, name: str) -> jax.Array:
     return value
 
 
-def _reduce(x: jax.Array, reduction: str) -> jax.Array:
-    """Reduces in at least float32 (bf16 sums lose precision); the caller casts back."""
+def _check_weights(weights: ArrayLike | None, like: jax.Array, name: str) -> jax.Array | None:
+    """``weights`` as an array of ``like``'s dtype, checked against TF's broadcasting rule."""
+    if weights is None:
+        return None
+    w = _as_float(weights, name).astype(like.dtype)
+    ok = w.ndim == 0 or (
+        w.ndim == like.ndim and all(d in (1, n) for d, n in zip(w.shape, like.shape, strict=True))
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} of shape {w.shape} must be a scalar or have the rank of the logits "
+            f"{like.shape} with every dimension 1 or equal to theirs (TF-GAN's rule), e.g. "
+            f"shape {(like.shape[0],) + (1,) * (like.ndim - 1) if like.ndim else ()} for "
+            "per-example weights."
+        )
+    return w
+
+
+def _reduce(x: jax.Array, reduction: str, weights: jax.Array | None = None) -> jax.Array:
+    """Reduces in at least float32 (bf16 sums lose precision); the caller casts back.
+
+    With ``weights``: ``w·x`` (``none``), ``Σ w·x`` (``sum``), ``Σ w·x / #{w ≠ 0}`` (``mean``,
+    TF's ``SUM_BY_NONZERO_WEIGHTS``; 0 when no weight is nonzero).
+    """
+    if weights is not None:
+        x = x * weights
     if reduction == "none":
         return x
     acc = jnp.promote_types(x.dtype, jnp.float32)
-    if reduction == "mean":
+    if reduction == "sum":
+        return jnp.sum(x, dtype=acc)
+    if weights is None:
         return jnp.mean(x, dtype=acc)
-    return jnp.sum(x, dtype=acc)
+    count = jnp.sum(jnp.broadcast_to(weights != 0, x.shape), dtype=acc)
+    total = jnp.sum(x, dtype=acc)
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.zeros((), acc))
 
 
-def _generator_loss(fake: jax.Array, elementwise: jax.Array, reduction: str) -> jax.Array:
-    return _reduce(elementwise, reduction).astype(fake.dtype)
+def _generator_loss(
+    fake: jax.Array,
+    elementwise: jax.Array,
+    reduction: str,
+    weights: ArrayLike | None = None,
+) -> jax.Array:
+    w = _check_weights(weights, fake, "weights")
+    return _reduce(elementwise, reduction, w).astype(fake.dtype)
 
 
 def _discriminator_loss(
@@ -196,8 +248,12 @@ def _discriminator_loss(
     real_term: jax.Array,
     fake_term: jax.Array,
     reduction: str,
+    real_weights: ArrayLike | None = None,
+    fake_weights: ArrayLike | None = None,
 ) -> jax.Array:
     out_dtype = jnp.result_type(real.dtype, fake.dtype)
+    w_real = _check_weights(real_weights, real, "real_weights")
+    w_fake = _check_weights(fake_weights, fake, "fake_weights")
     if reduction == "none":
         if real.shape != fake.shape:
             raise ValueError(
@@ -205,8 +261,10 @@ def _discriminator_loss(
                 f"real_logits and fake_logits of the same shape; got {real.shape} and "
                 f"{fake.shape}. Use reduction='mean' or 'sum', or reshape the inputs."
             )
-        return (real_term.astype(out_dtype) + fake_term.astype(out_dtype)).astype(out_dtype)
-    total = _reduce(real_term, reduction) + _reduce(fake_term, reduction)
+        real_part = _reduce(real_term, "none", w_real).astype(out_dtype)
+        fake_part = _reduce(fake_term, "none", w_fake).astype(out_dtype)
+        return (real_part + fake_part).astype(out_dtype)
+    total = _reduce(real_term, reduction, w_real) + _reduce(fake_term, reduction, w_fake)
     return total.astype(out_dtype)
 
 
@@ -222,6 +280,8 @@ def lsgan_discriminator_loss(
     a: ArrayLike = 0.0,
     b: ArrayLike = 1.0,
     reduction: Reduction = "mean",
+    real_weights: ArrayLike | None = None,
+    fake_weights: ArrayLike | None = None,
 ) -> jax.Array:
     r"""LSGAN discriminator loss (Mao et al. 2017, Eq. 2).
 
@@ -245,6 +305,10 @@ def lsgan_discriminator_loss(
         reduction: ``"mean"`` (mean of the real term + mean of the fake term), ``"sum"`` or
             ``"none"`` (elementwise real term + fake term).
 
+        real_weights: optional weights of the real term (TF-GAN's ``real_weights``): rank 0
+            or the rank of ``real_logits``, each dimension 1 or equal; see the module
+            docstring for the weighted reductions.
+        fake_weights: the same for the fake term (TF-GAN's ``generated_weights``).
     Returns:
         The loss: a scalar, or the elementwise loss for ``reduction='none'``; dtype of the inputs.
 
@@ -267,7 +331,9 @@ def lsgan_discriminator_loss(
     fake = _as_float(fake_logits, "fake_logits")
     real_term = 0.5 * jnp.square(real - _label(b, real, "b"))
     fake_term = 0.5 * jnp.square(fake - _label(a, fake, "a"))
-    return _discriminator_loss(real, fake, real_term, fake_term, reduction)
+    return _discriminator_loss(
+        real, fake, real_term, fake_term, reduction, real_weights, fake_weights
+    )
 
 
 def lsgan_generator_loss(
@@ -275,6 +341,7 @@ def lsgan_generator_loss(
     *,
     c: ArrayLike = 1.0,
     reduction: Reduction = "mean",
+    weights: ArrayLike | None = None,
 ) -> jax.Array:
     r"""LSGAN generator loss (Mao et al. 2017, Eq. 2).
 
@@ -291,6 +358,9 @@ def lsgan_generator_loss(
         c: the value G wants D to output for its samples; a Python float or a (traced) scalar.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
+        weights: optional weights (TF-GAN's ``weights``): rank 0 or the rank of
+            ``fake_logits``, each dimension 1 or equal; ``mean`` is then
+            ``Σ w·l / #{w ≠ 0}`` (see the module docstring).
     Returns:
         The loss: a scalar, or the elementwise loss for ``reduction='none'``; dtype of the input.
 
@@ -309,7 +379,7 @@ def lsgan_generator_loss(
     """
     _check_reduction(reduction)
     fake = _as_float(fake_logits, "fake_logits")
-    return _generator_loss(fake, 0.5 * jnp.square(fake - _label(c, fake, "c")), reduction)
+    return _generator_loss(fake, 0.5 * jnp.square(fake - _label(c, fake, "c")), reduction, weights)
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,6 +392,8 @@ def minimax_discriminator_loss(
     fake_logits: ArrayLike,
     *,
     reduction: Reduction = "mean",
+    real_weights: ArrayLike | None = None,
+    fake_weights: ArrayLike | None = None,
 ) -> jax.Array:
     r"""Regular GAN discriminator loss: sigmoid cross-entropy on logits, no label smoothing.
 
@@ -338,6 +410,10 @@ def minimax_discriminator_loss(
         fake_logits: raw D outputs (logits) on generated samples, any shape.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (elementwise; needs equal shapes).
 
+        real_weights: optional weights of the real term (TF-GAN's ``real_weights``): rank 0
+            or the rank of ``real_logits``, each dimension 1 or equal; see the module
+            docstring for the weighted reductions.
+        fake_weights: the same for the fake term (TF-GAN's ``generated_weights``).
     Returns:
         The loss, dtype of the inputs.
 
@@ -356,13 +432,22 @@ def minimax_discriminator_loss(
     _check_reduction(reduction)
     real = _as_float(real_logits, "real_logits")
     fake = _as_float(fake_logits, "fake_logits")
-    return _discriminator_loss(real, fake, jax.nn.softplus(-real), jax.nn.softplus(fake), reduction)
+    return _discriminator_loss(
+        real,
+        fake,
+        jax.nn.softplus(-real),
+        jax.nn.softplus(fake),
+        reduction,
+        real_weights,
+        fake_weights,
+    )
 
 
 def minimax_generator_loss(
     fake_logits: ArrayLike,
     *,
     reduction: Reduction = "mean",
+    weights: ArrayLike | None = None,
 ) -> jax.Array:
     r"""Saturating (minimax) generator loss of the regular GAN.
 
@@ -377,6 +462,9 @@ def minimax_generator_loss(
         fake_logits: raw D outputs (logits) on generated samples, any shape.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
+        weights: optional weights (TF-GAN's ``weights``): rank 0 or the rank of
+            ``fake_logits``, each dimension 1 or equal; ``mean`` is then
+            ``Σ w·l / #{w ≠ 0}`` (see the module docstring).
     Returns:
         The loss, dtype of the input.
 
@@ -393,13 +481,14 @@ def minimax_generator_loss(
     """
     _check_reduction(reduction)
     fake = _as_float(fake_logits, "fake_logits")
-    return _generator_loss(fake, -jax.nn.softplus(fake), reduction)
+    return _generator_loss(fake, -jax.nn.softplus(fake), reduction, weights)
 
 
 def non_saturating_generator_loss(
     fake_logits: ArrayLike,
     *,
     reduction: Reduction = "mean",
+    weights: ArrayLike | None = None,
 ) -> jax.Array:
     r"""Non-saturating generator loss of the regular GAN (the "-log D trick").
 
@@ -410,6 +499,9 @@ def non_saturating_generator_loss(
         fake_logits: raw D outputs (logits) on generated samples, any shape.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
+        weights: optional weights (TF-GAN's ``weights``): rank 0 or the rank of
+            ``fake_logits``, each dimension 1 or equal; ``mean`` is then
+            ``Σ w·l / #{w ≠ 0}`` (see the module docstring).
     Returns:
         The loss, dtype of the input.
 
@@ -426,7 +518,7 @@ def non_saturating_generator_loss(
     """
     _check_reduction(reduction)
     fake = _as_float(fake_logits, "fake_logits")
-    return _generator_loss(fake, jax.nn.softplus(-fake), reduction)
+    return _generator_loss(fake, jax.nn.softplus(-fake), reduction, weights)
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,6 +531,8 @@ def wasserstein_discriminator_loss(
     fake_logits: ArrayLike,
     *,
     reduction: Reduction = "mean",
+    real_weights: ArrayLike | None = None,
+    fake_weights: ArrayLike | None = None,
 ) -> jax.Array:
     r"""Wasserstein critic loss (no Lipschitz penalty; add one separately).
 
@@ -450,6 +544,10 @@ def wasserstein_discriminator_loss(
         fake_logits: raw critic outputs on generated samples, any shape.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (elementwise ``f - r``; equal shapes).
 
+        real_weights: optional weights of the real term (TF-GAN's ``real_weights``): rank 0
+            or the rank of ``real_logits``, each dimension 1 or equal; see the module
+            docstring for the weighted reductions.
+        fake_weights: the same for the fake term (TF-GAN's ``generated_weights``).
     Returns:
         The loss, dtype of the inputs.
 
@@ -467,13 +565,14 @@ def wasserstein_discriminator_loss(
     _check_reduction(reduction)
     real = _as_float(real_logits, "real_logits")
     fake = _as_float(fake_logits, "fake_logits")
-    return _discriminator_loss(real, fake, -real, fake, reduction)
+    return _discriminator_loss(real, fake, -real, fake, reduction, real_weights, fake_weights)
 
 
 def wasserstein_generator_loss(
     fake_logits: ArrayLike,
     *,
     reduction: Reduction = "mean",
+    weights: ArrayLike | None = None,
 ) -> jax.Array:
     r"""Wasserstein generator loss.
 
@@ -484,6 +583,9 @@ def wasserstein_generator_loss(
         fake_logits: raw critic outputs on generated samples, any shape.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
+        weights: optional weights (TF-GAN's ``weights``): rank 0 or the rank of
+            ``fake_logits``, each dimension 1 or equal; ``mean`` is then
+            ``Σ w·l / #{w ≠ 0}`` (see the module docstring).
     Returns:
         The loss, dtype of the input.
 
@@ -500,7 +602,7 @@ def wasserstein_generator_loss(
     """
     _check_reduction(reduction)
     fake = _as_float(fake_logits, "fake_logits")
-    return _generator_loss(fake, -fake, reduction)
+    return _generator_loss(fake, -fake, reduction, weights)
 
 
 def hinge_discriminator_loss(
@@ -508,6 +610,8 @@ def hinge_discriminator_loss(
     fake_logits: ArrayLike,
     *,
     reduction: Reduction = "mean",
+    real_weights: ArrayLike | None = None,
+    fake_weights: ArrayLike | None = None,
 ) -> jax.Array:
     r"""Hinge discriminator loss.
 
@@ -519,6 +623,10 @@ def hinge_discriminator_loss(
         fake_logits: raw D outputs on generated samples, any shape.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (elementwise; needs equal shapes).
 
+        real_weights: optional weights of the real term (TF-GAN's ``real_weights``): rank 0
+            or the rank of ``real_logits``, each dimension 1 or equal; see the module
+            docstring for the weighted reductions.
+        fake_weights: the same for the fake term (TF-GAN's ``generated_weights``).
     Returns:
         The loss, dtype of the inputs.
 
@@ -537,7 +645,13 @@ def hinge_discriminator_loss(
     real = _as_float(real_logits, "real_logits")
     fake = _as_float(fake_logits, "fake_logits")
     return _discriminator_loss(
-        real, fake, jax.nn.relu(1.0 - real), jax.nn.relu(1.0 + fake), reduction
+        real,
+        fake,
+        jax.nn.relu(1.0 - real),
+        jax.nn.relu(1.0 + fake),
+        reduction,
+        real_weights,
+        fake_weights,
     )
 
 
@@ -545,6 +659,7 @@ def hinge_generator_loss(
     fake_logits: ArrayLike,
     *,
     reduction: Reduction = "mean",
+    weights: ArrayLike | None = None,
 ) -> jax.Array:
     r"""Hinge generator loss (same formula as the Wasserstein generator loss).
 
@@ -555,6 +670,9 @@ def hinge_generator_loss(
         fake_logits: raw D outputs on generated samples, any shape.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
+        weights: optional weights (TF-GAN's ``weights``): rank 0 or the rank of
+            ``fake_logits``, each dimension 1 or equal; ``mean`` is then
+            ``Σ w·l / #{w ≠ 0}`` (see the module docstring).
     Returns:
         The loss, dtype of the input.
 
@@ -571,7 +689,7 @@ def hinge_generator_loss(
     """
     _check_reduction(reduction)
     fake = _as_float(fake_logits, "fake_logits")
-    return _generator_loss(fake, -fake, reduction)
+    return _generator_loss(fake, -fake, reduction, weights)
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,6 +764,8 @@ def discriminator_loss(
     *,
     coding: LSCoding | None = None,
     reduction: Reduction = "mean",
+    real_weights: ArrayLike | None = None,
+    fake_weights: ArrayLike | None = None,
 ) -> jax.Array:
     """Discriminator loss chosen by name, for uniform calling from the trainer.
 
@@ -656,6 +776,8 @@ def discriminator_loss(
         coding: the a-b-c labels, used only by ``lsgan`` (default :data:`ZERO_ONE`); ignored by the
             other losses so that a sweep can carry one hyperparameter pytree for every loss.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        real_weights: optional weights of the real term (TF-GAN's semantics, module docstring).
+        fake_weights: optional weights of the fake term.
 
     Returns:
         The loss.
@@ -669,10 +791,11 @@ def discriminator_loss(
         1.0
     """
     pair = get_loss_pair(name)
+    kw = dict(reduction=reduction, real_weights=real_weights, fake_weights=fake_weights)
     if pair.uses_coding:
         a, b, _ = _coding(coding)
-        return pair.discriminator(real_logits, fake_logits, a=a, b=b, reduction=reduction)
-    return pair.discriminator(real_logits, fake_logits, reduction=reduction)
+        return pair.discriminator(real_logits, fake_logits, a=a, b=b, **kw)
+    return pair.discriminator(real_logits, fake_logits, **kw)
 
 
 def generator_loss(
@@ -681,6 +804,7 @@ def generator_loss(
     *,
     coding: LSCoding | None = None,
     reduction: Reduction = "mean",
+    weights: ArrayLike | None = None,
 ) -> jax.Array:
     """Generator loss chosen by name, for uniform calling from the trainer.
 
@@ -690,6 +814,7 @@ def generator_loss(
         coding: the a-b-c labels, used only by ``lsgan`` (default :data:`ZERO_ONE`); ignored by the
             other losses.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        weights: optional weights (TF-GAN's semantics, module docstring).
 
     Returns:
         The loss.
@@ -705,5 +830,5 @@ def generator_loss(
     pair = get_loss_pair(name)
     if pair.uses_coding:
         _, _, c = _coding(coding)
-        return pair.generator(fake_logits, c=c, reduction=reduction)
-    return pair.generator(fake_logits, reduction=reduction)
+        return pair.generator(fake_logits, c=c, reduction=reduction, weights=weights)
+    return pair.generator(fake_logits, reduction=reduction, weights=weights)

@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark harness (`benchmarks/run.py`): tiny sizes, one repeat, no timings.
+"""Smoke test of the benchmarks (`python -m benchmarks.run`): tiny sizes, one repeat, no timings.
 
 Checks that two cases run end to end (ours and, when torch is installed, the PyTorch reference),
 that every row serializes to one JSON line with the documented keys and positive rates, and that
@@ -19,6 +19,7 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:  # `benchmarks/` is not an installed package; plain `pytest` needs this
     sys.path.insert(0, ROOT)
 
+from benchmarks import flops  # noqa: E402
 from benchmarks import run as bench  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -76,7 +77,7 @@ def test_table_prints_every_row(rows):
 
 def test_model_flops_match_hand_count():
     # Official mixture MLPs at batch 512: G 256->128->128->2, D 2->128->128->1 (2 x MACs).
-    g, d, step = bench.gan_step_flops("mixture_mlp_g", {}, "mixture_mlp_d", {}, 512)
+    g, d, step = flops.gan_step_flops("mixture_mlp_g", {}, "mixture_mlp_d", {}, 512)
     assert g == 2 * 512 * (256 * 128 + 128 * 128 + 128 * 2)
     assert d == 2 * 512 * (2 * 128 + 128 * 128 + 128)
     assert step == 3 * g + 8 * d
@@ -88,3 +89,26 @@ def test_unknown_suite_and_case_are_errors():
     ctx = bench.make_context("tiny", reference=False, verbose=False)
     with pytest.raises(ValueError, match="case"):
         bench.run_cases(ctx, ["nope"])
+
+
+def test_cli_runs_as_a_module():
+    """`python -m benchmarks.run` keeps working after the split (argument errors exit 2)."""
+    import subprocess  # noqa: PLC0415
+
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "--suite" in out.stdout and "--cases" in out.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--suite", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "nope" in bad.stderr

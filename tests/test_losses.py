@@ -7,10 +7,12 @@ import functools
 import math
 import warnings
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
 
 from lsgan_jax import losses
 
@@ -147,17 +149,22 @@ def _all_reductions(fn, is_d, real, fake, **kwargs):
     return {r: _call(fn, is_d, real, fake, reduction=r, **kwargs) for r in REDUCTIONS}
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_matches_numpy_oracle(case, shape):
-    fn, is_d, _, _, kwargs = CASES[case]
-    real, fake = _logits(shape, 0), _logits(shape, 1)
-    outs = jax.jit(functools.partial(_all_reductions, fn, is_d, **kwargs))(real, fake)
-    for reduction in REDUCTIONS:
-        got, want = outs[reduction], _oracle(case, real, fake, reduction)
-        assert got.dtype == jnp.float32, reduction
-        assert got.shape == np.shape(want), reduction
-        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5, err_msg=reduction)
+class OracleTest(chex.TestCase):
+    """Every loss and reduction against the NumPy oracle, jitted and not (chex.variants)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.product(case=sorted(CASES), shape=SHAPES)
+    def test_matches_numpy_oracle(self, case, shape):
+        fn, is_d, _, _, kwargs = CASES[case]
+        real, fake = _logits(shape, 0), _logits(shape, 1)
+        outs = self.variant(functools.partial(_all_reductions, fn, is_d, **kwargs))(real, fake)
+        for reduction in REDUCTIONS:
+            got, want = outs[reduction], _oracle(case, real, fake, reduction)
+            chex.assert_type(got, jnp.float32)
+            chex.assert_shape(got, np.shape(want))
+            np.testing.assert_allclose(
+                np.asarray(got), want, rtol=1e-5, atol=1e-5, err_msg=reduction
+            )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
@@ -530,3 +537,160 @@ def test_docstring_examples_run():
     result = doctest.testmod(losses, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# ------------------------------------------------------------------------------------------
+# Weights (TF-GAN's semantics), with and without jit (chex.variants)
+# ------------------------------------------------------------------------------------------
+
+
+def _np_weighted(x, w, reduction):
+    """TF's compute_weighted_loss: NONE w·l, SUM Σw·l, SUM_BY_NONZERO_WEIGHTS Σw·l / #(w≠0)."""
+    x = np.asarray(x, np.float64)
+    w = np.broadcast_to(np.asarray(w, np.float64), x.shape)
+    if reduction == "none":
+        return w * x
+    if reduction == "sum":
+        return np.sum(w * x)
+    count = np.count_nonzero(w)
+    return np.sum(w * x) / count if count else 0.0
+
+
+def _weighted_oracle(case, real, fake, w_real, w_fake, reduction):
+    _, is_d, real_term, fake_term, _ = CASES[case]
+    fake_value = _np_weighted(fake_term(np.asarray(fake, np.float64)), w_fake, reduction)
+    if not is_d:
+        return fake_value
+    return _np_weighted(real_term(np.asarray(real, np.float64)), w_real, reduction) + fake_value
+
+
+def _weights(kind, shape, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "scalar":
+        return np.float32(0.7)
+    if kind == "per_example":  # (B, 1, ..., 1), some examples switched off
+        w = rng.uniform(0.0, 2.0, (shape[0],) + (1,) * (len(shape) - 1)).astype(np.float32)
+        w[::3] = 0.0
+        return w
+    w = rng.uniform(0.0, 2.0, shape).astype(np.float32)  # "full": one weight per element
+    w[rng.random(shape) < 0.3] = 0.0
+    return w
+
+
+def _weighted_call(fn, is_d, real, fake, w_real, w_fake, reduction, kwargs):
+    if is_d:
+        return fn(
+            real, fake, reduction=reduction, real_weights=w_real, fake_weights=w_fake, **kwargs
+        )
+    return fn(fake, reduction=reduction, weights=w_fake, **kwargs)
+
+
+class WeightedLossTest(chex.TestCase):
+    """Every loss and reduction with weights against the NumPy oracle, jitted and not."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.product(
+        case=sorted(CASES),
+        shape=[(6,), (6, 1), (6, 2, 2, 1)],
+        kind=["scalar", "per_example", "full"],
+    )
+    def test_weighted_matches_oracle(self, case, shape, kind):
+        fn, is_d, _, _, kwargs = CASES[case]
+        real, fake = _logits(shape, 0), _logits(shape, 1)
+        w_real, w_fake = _weights(kind, shape, 2), _weights(kind, shape, 3)
+
+        @self.variant
+        def all_reductions(real, fake, w_real, w_fake):
+            return {
+                r: _weighted_call(fn, is_d, real, fake, w_real, w_fake, r, kwargs)
+                for r in REDUCTIONS
+            }
+
+        outs = all_reductions(real, fake, w_real, w_fake)
+        for reduction in REDUCTIONS:
+            want = _weighted_oracle(case, real, fake, w_real, w_fake, reduction)
+            chex.assert_shape(outs[reduction], np.shape(want))
+            chex.assert_type(outs[reduction], jnp.float32)
+            np.testing.assert_allclose(
+                np.asarray(outs[reduction]), want, rtol=1e-5, atol=1e-5, err_msg=reduction
+            )
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_all_zero_weights_give_zero_and_finite_gradient(self):
+        fake = _logits((5, 1), 4)
+
+        @self.variant
+        def loss_and_grad(fake):
+            fn = functools.partial(losses.lsgan_generator_loss, weights=jnp.zeros((5, 1)))
+            return jax.value_and_grad(fn)(fake)
+
+        value, grad = loss_and_grad(fake)
+        assert float(value) == 0.0
+        chex.assert_tree_all_finite(grad)
+        np.testing.assert_array_equal(np.asarray(grad), 0.0)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_unit_weights_equal_no_weights(self):
+        real, fake = _logits((8, 1), 5), _logits((8, 1), 6)
+        ones = np.ones((8, 1), np.float32)
+
+        @self.variant
+        def both(real, fake):
+            return (
+                losses.lsgan_discriminator_loss(real, fake, real_weights=ones, fake_weights=ones),
+                losses.lsgan_discriminator_loss(real, fake),
+            )
+
+        weighted, plain = both(real, fake)
+        np.testing.assert_allclose(weighted, plain, rtol=1e-6)
+
+
+def test_weighted_mean_divides_by_nonzero_count_not_weight_sum():
+    """TF-GAN's default SUM_BY_NONZERO_WEIGHTS, not TF's MEAN (Σw·l / Σw)."""
+    fake = _logits((6,), 7)
+    w = np.array([0.0, 1.0, 3.0, 0.0, 0.5, 2.0], np.float32)
+    got = float(losses.wasserstein_generator_loss(fake, weights=w))
+    elementwise = -fake.astype(np.float64)
+    np.testing.assert_allclose(got, np.sum(w * elementwise) / 4, rtol=1e-6)
+    assert not np.isclose(got, np.sum(w * elementwise) / np.sum(w))
+
+
+def test_weights_keep_the_logits_dtype():
+    fake = jnp.asarray(_logits((4, 1), 8), jnp.bfloat16)
+    out = losses.lsgan_generator_loss(fake, weights=np.ones((4, 1), np.float32))
+    chex.assert_type(out, jnp.bfloat16)
+    out = losses.lsgan_discriminator_loss(
+        fake, fake, real_weights=np.float32(2.0), reduction="none"
+    )
+    chex.assert_type(out, jnp.bfloat16)
+    chex.assert_shape(out, (4, 1))
+
+
+@pytest.mark.parametrize(
+    "logits_shape, weights_shape",
+    [((8, 1), (8,)), ((8,), (4,)), ((8, 1), (8, 2)), ((8,), (8, 1)), ((8, 4, 4, 1), (8, 1))],
+    ids=str,
+)
+def test_weights_that_do_not_follow_tf_rule_raise(logits_shape, weights_shape):
+    logits, w = _logits(logits_shape, 9), np.ones(weights_shape, np.float32)
+    with pytest.raises(ValueError, match="weights"):
+        losses.lsgan_generator_loss(logits, weights=w)
+    with pytest.raises(ValueError, match="fake_weights"):
+        losses.hinge_discriminator_loss(logits, logits, fake_weights=w)
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_dispatch_passes_weights(name):
+    real, fake = _logits((6, 1), 10), _logits((6, 1), 11)
+    wr, wf = _weights("per_example", (6, 1), 12), _weights("per_example", (6, 1), 13)
+    pair = losses.get_loss_pair(name)
+    np.testing.assert_allclose(
+        losses.discriminator_loss(name, real, fake, real_weights=wr, fake_weights=wf),
+        pair.discriminator(real, fake, real_weights=wr, fake_weights=wf),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        losses.generator_loss(name, fake, weights=wf),
+        pair.generator(fake, weights=wf),
+        rtol=1e-6,
+    )

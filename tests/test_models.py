@@ -227,6 +227,30 @@ def test_mixture_d_is_raw_linear_output(default_models):
     np.testing.assert_allclose(g(z), _np_tanh_mlp(g, z), rtol=1e-4, atol=1e-5)
 
 
+def test_mixture_d_layer_norm_matches_numpy():
+    """layer_norm=True: h_k = tanh(γ·(y − mean)/sqrt(var + 1e-5) + β), y = W_k h + b_k."""
+    d = models.create("mixture_mlp_d", rngs=nnx.Rngs(3), hidden=16, layer_norm=True)
+    plain = models.create("mixture_mlp_d", rngs=nnx.Rngs(3), hidden=16)
+    assert _n_params(d) == _n_params(plain) + 2 * 2 * 16  # γ and β per hidden layer
+    rng = np.random.default_rng(0)
+    for norm in d.norms:  # non-trivial affine parameters, so the oracle checks them too
+        norm.scale[...] = rng.normal(1.0, 0.3, 16).astype(np.float32)
+        norm.bias[...] = rng.normal(0.0, 0.3, 16).astype(np.float32)
+    x = np.asarray(jax.random.normal(jax.random.key(5), (8, 2)))
+    h = x.astype(np.float64)
+    for layer, norm in zip(d.layers, d.norms, strict=True):
+        y = h @ _np(layer.kernel) + _np(layer.bias)
+        mu, var = y.mean(-1, keepdims=True), y.var(-1, keepdims=True)
+        h = np.tanh(_np(norm.scale) * (y - mu) / np.sqrt(var + 1e-5) + _np(norm.bias))
+    want = h @ _np(d.out.kernel) + _np(d.out.bias)
+    np.testing.assert_allclose(d(x), want, rtol=1e-5, atol=1e-5)
+    # The default network is unchanged (no norms at all).
+    assert len(plain.norms) == 0
+    np.testing.assert_allclose(plain(x), _np_tanh_mlp(plain, x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="layer_norm"):
+        models.create("mixture_mlp_d", rngs=nnx.Rngs(0), layer_norm="yes")
+
+
 def test_linear_maxout_matches_numpy():
     layer = models.LinearMaxout(3, 4, 5, rngs=nnx.Rngs(0))
     layer.linear.bias[...] = jax.random.normal(jax.random.key(9), (20,))
@@ -374,6 +398,30 @@ def test_registry_bad_kwarg_names_model():
         models.create("pacgan_g", rngs=nnx.Rngs(0), hiden=64)
     msg = str(err.value)
     assert "'hiden'" in msg and "did you mean 'hidden'" in msg and "latent_dim" in msg
+
+
+@pytest.mark.parametrize(
+    "name, base, changed",
+    [
+        ("digit_g", "dcgan_g", {"image_size": 28, "channels": 1}),
+        ("lsun_d", "dcgan_d", {"image_size": 112}),
+    ],
+)
+def test_registry_partials_only_change_defaults(name, base, changed):
+    """Default-only variants are functools.partials: same parameters, their own defaults, the
+    same network as the base model built with those values."""
+    import functools  # noqa: PLC0415
+
+    assert isinstance(models.get(name), functools.partial)
+    variant, parent = models.accepted_kwargs(name), models.accepted_kwargs(base)
+    assert list(variant) == list(parent)
+    assert {k: v for k, v in variant.items() if parent[k] != v} == changed
+    a = _abstract(name)
+    b = _abstract(base, **changed)
+    assert type(a) is type(b)
+    chex.assert_trees_all_equal_shapes(nnx.state(a), nnx.state(b))
+    with pytest.raises(TypeError, match=f"{name}.*did you mean 'image_size'"):
+        models.create(name, rngs=nnx.Rngs(0), imagesize=32)
 
 
 def test_registry_register_function_builder_and_duplicates():

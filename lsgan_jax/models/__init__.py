@@ -11,7 +11,9 @@
 To add a model family, create ``lsgan_jax/models/<family>.py`` that uses
 ``from lsgan_jax.models.registry import register``, then import the file here. The module
 conventions (``train`` flag, raw discriminator logits, ``axis_name``, ``dtype``) and the functional
-split/merge pattern for ``jax.grad`` are documented in :mod:`lsgan_jax.models.registry`.
+split/merge pattern for ``jax.grad`` are documented in :mod:`lsgan_jax.models.registry`; the
+architectures and the official settings they reproduce in ``docs/models.md``. Every discriminator
+takes ``spectral_norm=True`` (:mod:`lsgan_jax.models.spectral_norm`).
 """
 
 from lsgan_jax.models import (
@@ -20,6 +22,7 @@ from lsgan_jax.models import (
     layers,  # noqa: F401  (TF-exact deconv, BN, init helpers)
     lsun,  # noqa: F401  (registers lsun_g/_d)
     mlp,  # noqa: F401  (registers mixture_mlp_*, pacgan_*)
+    spectral_norm,  # noqa: F401  (SpectralNorm wrapper, the spectral_norm=True option of the Ds)
     welfert,  # noqa: F401  (registers welfert_g/_d)
 )
 from lsgan_jax.models.conditional import ConditionalDiscriminator, ConditionalGenerator
@@ -39,6 +42,7 @@ from lsgan_jax.models.mlp import (
     PacGANGenerator,
 )
 from lsgan_jax.models.registry import accepted_kwargs, available, create, get, register
+from lsgan_jax.models.spectral_norm import PowerIterationVector, SpectralNorm
 
 __all__ = [
     "ConditionalDiscriminator",
@@ -56,6 +60,8 @@ __all__ = [
     "MixtureMLPGenerator",
     "PacGANDiscriminator",
     "PacGANGenerator",
+    "PowerIterationVector",
+    "SpectralNorm",
     "accepted_kwargs",
     "available",
     "count_params",

@@ -1,6 +1,6 @@
 """The ICCV conditional LSGAN (handwritten Chinese characters): xudonmao/LSGAN ``mcgan.py``.
 
-Registered as ``conditional_g`` / ``conditional_d`` (``shared/research/paper.md`` section 2.2).
+Registered as ``conditional_g`` / ``conditional_d`` (official settings: ``docs/models.md``).
 The class label ``y`` (int ids ``(B,)``, one-hot encoded inside; or one-hot / soft rows
 ``(B, num_classes)``) is first mapped linearly to 256 features -- "a linear mapping Phi(y)
 because one-hot vectors over thousands of classes are too costly" -- by a layer of its own in G
@@ -48,6 +48,7 @@ from lsgan_jax.models.layers import (
 )
 from lsgan_jax.models.mlp import LATENT_DISTS
 from lsgan_jax.models.registry import register
+from lsgan_jax.models.spectral_norm import call, maybe_spectral_norm
 
 __all__ = ["OUTPUTS", "ConditionalDiscriminator", "ConditionalGenerator", "embed_labels"]
 
@@ -59,16 +60,25 @@ OUTPUTS = ("tanh", "sigmoid")
 HWDB_CLASSES = 3740
 
 
-def embed_labels(proj: nnx.Linear, labels: jax.Array | None, num_classes: int, owner: str):
+def embed_labels(
+    proj: nnx.Module,
+    labels: jax.Array | None,
+    num_classes: int,
+    owner: str,
+    *,
+    train: bool = True,
+) -> jax.Array:
     """``Phi(y) = onehot(y) W + b``: the official ``linear(y, 256)`` on one-hot labels.
 
     Args:
-      proj: The label ``nnx.Linear(num_classes -> features)``.
+      proj: The label ``nnx.Linear(num_classes -> features)``, possibly spectrally normalized
+        (:class:`~lsgan_jax.models.spectral_norm.SpectralNorm`).
       labels: Int class ids ``(B,)`` (one-hot encoded here; ids outside ``[0, num_classes)``
         give the all-zero code, as ``jax.nn.one_hot``), or float rows ``(B, num_classes)``
         (one-hot or soft labels, used as given).
       num_classes: Number of classes.
       owner: Model name for error messages.
+      train: Passed to a spectrally normalized ``proj`` (power-iteration update or not).
 
     Returns:
       ``(B, features)``.
@@ -80,7 +90,8 @@ def embed_labels(proj: nnx.Linear, labels: jax.Array | None, num_classes: int, o
         raise ValueError(f"{owner} is class-conditional: pass labels=<int class ids (batch,)>.")
     labels = jnp.asarray(labels)
     if labels.ndim == 1 and jnp.issubdtype(labels.dtype, jnp.integer):
-        y = jax.nn.one_hot(labels, num_classes, dtype=proj.dtype or jnp.float32)
+        dtype = getattr(proj, "layer", proj).dtype or jnp.float32
+        y = jax.nn.one_hot(labels, num_classes, dtype=dtype)
     elif labels.ndim == 2 and labels.shape[-1] == num_classes:
         y = labels
     else:
@@ -88,7 +99,7 @@ def embed_labels(proj: nnx.Linear, labels: jax.Array | None, num_classes: int, o
             f"{owner} expects labels as int class ids of shape (batch,) or one-hot rows of "
             f"shape (batch, {num_classes}), got shape {tuple(labels.shape)} dtype {labels.dtype}."
         )
-    return proj(y)
+    return call(proj, y, train=train)
 
 
 def _check_batch(labels_emb: jax.Array, batch: int, owner: str) -> None:
@@ -240,6 +251,7 @@ class ConditionalDiscriminator(nnx.Module):
         label_features: int = 256,
         hidden: int = 1024,
         kernel_size: int = 5,
+        spectral_norm: bool = False,
         deconv_impl: str = "auto",
         axis_name: str | None = None,
         dtype: Dtype | None = None,
@@ -257,6 +269,9 @@ class ConditionalDiscriminator(nnx.Module):
           label_features: Size of ``Phi_D(y)`` (official 256).
           hidden: Width of the hidden linear layer (official 1024).
           kernel_size: Conv kernel (official 5).
+          spectral_norm: Spectrally normalize every weight layer -- the label projection, both
+            convs and both linear layers (Miyato et al., 2018;
+            :mod:`lsgan_jax.models.spectral_norm`); not in the official code.
           deconv_impl: Input-gradient implementation of the stride-2 convs (``"auto"`` |
             ``"conv_transpose"`` | ``"subpixel"``; same values), see ``layers.conv2d``.
           axis_name: Mapped axis for synchronized BatchNorm statistics, or None.
@@ -274,14 +289,17 @@ class ConditionalDiscriminator(nnx.Module):
         self.image_shape = (image_size, image_size, channels)
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         ck = dict(kernel_size=kernel_size, impl=deconv_impl, **common)
-        self.label_proj = linear(self.num_classes, ly, **common)  # d_liner
-        self.conv0 = conv2d(channels, channels + ly, **ck)  # d_h0_conv
-        self.conv1 = conv2d(channels + 2 * ly, b + ly, **ck)  # d_h1_conv
+        sn = dict(enabled=spectral_norm, rngs=rngs)
+        self.label_proj = maybe_spectral_norm(linear(self.num_classes, ly, **common), **sn)
+        self.conv0 = maybe_spectral_norm(conv2d(channels, channels + ly, **ck), **sn)
+        self.conv1 = maybe_spectral_norm(conv2d(channels + 2 * ly, b + ly, **ck), **sn)
         self.norm1 = batch_norm(b + ly, axis_name=axis_name, **common)  # d_bn1
         final = -(-image_size // 4)
-        self.hidden = linear(final * final * (b + ly) + ly, hidden, **common)  # d_h2_lin
+        self.hidden = maybe_spectral_norm(
+            linear(final * final * (b + ly) + ly, hidden, **common), **sn
+        )  # d_h2_lin
         self.norm2 = batch_norm(hidden, axis_name=axis_name, **common)  # d_bn2
-        self.out = linear(hidden + ly, 1, **common)  # d_h3_logits
+        self.out = maybe_spectral_norm(linear(hidden + ly, 1, **common), **sn)  # d_h3_logits
 
     def __call__(
         self, x: jax.Array, *, labels: jax.Array | None = None, train: bool = True
@@ -295,14 +313,14 @@ class ConditionalDiscriminator(nnx.Module):
         """
         owner = type(self).__name__
         check_images(x, self.image_shape, owner=owner)
-        y = embed_labels(self.label_proj, labels, self.num_classes, owner)
+        y = embed_labels(self.label_proj, labels, self.num_classes, owner, train=train)
         _check_batch(y, x.shape[0], owner)
         ura = not train
-        h = lrelu(self.conv0(x))
+        h = lrelu(call(self.conv0, x, train=train))
         y_map = jnp.broadcast_to(y[:, None, None, :], (*h.shape[:3], y.shape[-1]))
         h = jnp.concatenate([h, y_map.astype(h.dtype)], axis=-1)  # conv_cond_concat
-        h = lrelu(self.norm1(self.conv1(h), use_running_average=ura))
+        h = lrelu(self.norm1(call(self.conv1, h, train=train), use_running_average=ura))
         h = jnp.concatenate([h.reshape(x.shape[0], -1), y.astype(h.dtype)], axis=-1)
-        h = lrelu(self.norm2(self.hidden(h), use_running_average=ura))
+        h = lrelu(self.norm2(call(self.hidden, h, train=train), use_running_average=ura))
         h = jnp.concatenate([h, y.astype(h.dtype)], axis=-1)
-        return self.out(h)
+        return call(self.out, h, train=train)

@@ -43,6 +43,7 @@ carpedm20/DCGAN-tensorflow and LSGAN ``vgg.py`` normalize per channel after the 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -62,6 +63,7 @@ from lsgan_jax.models.layers import (
     resolve_deconv_impl,
 )
 from lsgan_jax.models.registry import register
+from lsgan_jax.models.spectral_norm import call, maybe_spectral_norm
 
 __all__ = [
     "DCGANDiscriminator",
@@ -259,6 +261,7 @@ class DCGANDiscriminator(nnx.Module):
         num_layers: int = 4,
         d_batchnorm: bool = True,
         bn_scale_std: float = 0.0,
+        spectral_norm: bool = False,
         deconv_impl: str = "auto",
         axis_name: str | None = None,
         dtype: Dtype | None = None,
@@ -275,6 +278,9 @@ class DCGANDiscriminator(nnx.Module):
           num_layers: Number of stride-2 convs (official 4).
           d_batchnorm: False removes every BatchNorm (ICCV ``BN_GD_*`` runs).
           bn_scale_std: BN gamma ~ N(1, std^2); 0 -> gamma = 1.
+          spectral_norm: Spectrally normalize every conv and the linear layer (Miyato et al.,
+            2018; :mod:`lsgan_jax.models.spectral_norm`); not in the official code. Usually
+            combined with ``d_batchnorm=False``.
           deconv_impl: How the input gradients of the stride-2 convs (stride-2 transposed
             convs) are computed: ``"auto"`` | ``"conv_transpose"`` (XLA) | ``"subpixel"``
             (``layers.stride2_conv``); same parameters and values.
@@ -296,7 +302,11 @@ class DCGANDiscriminator(nnx.Module):
         ins = [channels] + widths[:-1]
         self.convs = nnx.List(
             [
-                conv2d(i, o, kernel_size=kernel_size, impl=deconv_impl, **common)
+                maybe_spectral_norm(
+                    conv2d(i, o, kernel_size=kernel_size, impl=deconv_impl, **common),
+                    spectral_norm,
+                    rngs=rngs,
+                )
                 for i, o in zip(ins, widths, strict=True)
             ]
         )
@@ -309,7 +319,9 @@ class DCGANDiscriminator(nnx.Module):
             else []
         )
         final = _ceil_div(image_size, 2**num_layers)
-        self.out = linear(final * final * widths[-1], 1, **common)
+        self.out = maybe_spectral_norm(
+            linear(final * final * widths[-1], 1, **common), spectral_norm, rngs=rngs
+        )
 
     def __call__(
         self, x: jax.Array, *, labels: jax.Array | None = None, train: bool = True
@@ -319,69 +331,29 @@ class DCGANDiscriminator(nnx.Module):
         Args:
           x: Image batch, NHWC, in the data range ([-1, 1]).
           labels: Ignored (unconditional model).
-          train: True: BatchNorm uses (and updates) batch statistics; False: running averages.
+          train: True: BatchNorm uses (and updates) batch statistics and spectral norm runs
+            (and stores) one power iteration; False: running averages and stored vectors.
         """
         del labels
         check_images(x, self.image_shape, owner=type(self).__name__)
         h = x
         for j, conv in enumerate(self.convs):
-            h = conv(h)
+            h = call(conv, h, train=train)
             if j > 0 and self.batchnorm:
                 h = self.norms[j - 1](h, use_running_average=not train)
             h = lrelu(h)
-        return self.out(h.reshape(h.shape[0], -1))
+        return call(self.out, h.reshape(h.shape[0], -1), train=train)
 
 
-@register("digit_g")
-class DigitGenerator(DCGANGenerator):
-    """Small-variance digits generator (TF ``generator_digit``): z(100) -> 4x4x512 -> 7 -> 14 -> 28.
-
-    ``dcgan_g`` with the official digits defaults: 28x28x1, z 100 ~ U[-1, 1], b=64, k=5,
-    per-feature BN on the 8192 linear outputs, BN+ReLU after the 7x7x256 and 14x14x128 deconvs,
-    tanh output. The 4 -> 7 deconv is TF ``conv2d_transpose`` with explicit ``output_shape`` 7
-    (SAME), reproduced exactly. 4,944,129 parameters.
-
-    Source: xudonmao/improved_LSGAN ``small_variance_datasets/arch.py`` (``generator_digit``).
-    Differences: none in the network.
-    """
-
-    def __init__(
-        self,
-        *,
-        image_size: int = 28,
-        channels: int = 1,
-        base_features: int = 64,
-        latent_dim: int = 100,
-        kernel_size: int = 5,
-        num_upsamples: int | None = None,
-        g_batchnorm: bool = True,
-        project_bn: str = "features",
-        bn_scale_std: float = 0.0,
-        latent_dist: str = "uniform",
-        deconv_impl: str = "auto",
-        axis_name: str | None = None,
-        dtype: Dtype | None = None,
-        param_dtype: Dtype = jnp.float32,
-        rngs: nnx.Rngs,
-    ) -> None:
-        """Builds the generator; arguments as :class:`DCGANGenerator` (digits defaults)."""
-        super().__init__(
-            image_size=image_size,
-            channels=channels,
-            base_features=base_features,
-            latent_dim=latent_dim,
-            kernel_size=kernel_size,
-            num_upsamples=num_upsamples,
-            g_batchnorm=g_batchnorm,
-            project_bn=project_bn,
-            bn_scale_std=bn_scale_std,
-            latent_dist=latent_dist,
-            deconv_impl=deconv_impl,
-            axis_name=axis_name,
-            dtype=dtype,
-            param_dtype=param_dtype,
-            rngs=rngs,
-        )
+#: Small-variance digits generator (TF ``generator_digit``): z(100) -> 4x4x512 -> 7 -> 14 -> 28.
+#:
+#: ``dcgan_g`` with the official digits defaults (``image_size=28``, ``channels=1``; everything
+#: else is ``dcgan_g``'s): 28x28x1, z 100 ~ U[-1, 1], b=64, k=5, per-feature BN on the 8192
+#: linear outputs, BN+ReLU after the 7x7x256 and 14x14x128 deconvs, tanh output. The 4 -> 7
+#: deconv is TF ``conv2d_transpose`` with explicit ``output_shape`` 7 (SAME), reproduced exactly.
+#: Source: xudonmao/improved_LSGAN ``small_variance_datasets/arch.py`` (``generator_digit``).
+#: Differences: none in the network.
+DigitGenerator = register("digit_g")(functools.partial(DCGANGenerator, image_size=28, channels=1))
 
 
 @register("digit_d")
@@ -410,6 +382,7 @@ class DigitDiscriminator(nnx.Module):
         kernel_size: int = 5,
         d_batchnorm: bool = True,
         bn_scale_std: float = 0.0,
+        spectral_norm: bool = False,
         deconv_impl: str = "auto",
         axis_name: str | None = None,
         dtype: Dtype | None = None,
@@ -426,6 +399,8 @@ class DigitDiscriminator(nnx.Module):
           kernel_size: Conv kernel (official 5).
           d_batchnorm: False removes both BatchNorms.
           bn_scale_std: BN gamma ~ N(1, std^2); 0 -> gamma = 1.
+          spectral_norm: Spectrally normalize both convs and both linear layers (Miyato et al.,
+            2018; :mod:`lsgan_jax.models.spectral_norm`); not in the official code.
           deconv_impl: Input-gradient implementation of the stride-2 convs, as in
             :class:`DCGANDiscriminator`.
           axis_name: Mapped axis for synchronized BatchNorm statistics, or None.
@@ -445,11 +420,13 @@ class DigitDiscriminator(nnx.Module):
         self.batchnorm = bool(d_batchnorm)
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         bn_kw = dict(axis_name=axis_name, scale_std=bn_scale_std, **common)
-        self.conv1 = conv2d(channels, f1, kernel_size=kernel_size, impl=deconv_impl, **common)
-        self.conv2 = conv2d(f1, f2, kernel_size=kernel_size, impl=deconv_impl, **common)
+        sn = dict(enabled=spectral_norm, rngs=rngs)
+        ck = dict(kernel_size=kernel_size, impl=deconv_impl, **common)
+        self.conv1 = maybe_spectral_norm(conv2d(channels, f1, **ck), **sn)
+        self.conv2 = maybe_spectral_norm(conv2d(f1, f2, **ck), **sn)
         final = _ceil_div(image_size, 4)
-        self.hidden = linear(final * final * f2, hidden, **common)
-        self.out = linear(hidden, 1, **common)
+        self.hidden = maybe_spectral_norm(linear(final * final * f2, hidden, **common), **sn)
+        self.out = maybe_spectral_norm(linear(hidden, 1, **common), **sn)
         self.norm2 = batch_norm(f2, **bn_kw) if self.batchnorm else None
         self.norm3 = batch_norm(hidden, **bn_kw) if self.batchnorm else None
 
@@ -460,12 +437,12 @@ class DigitDiscriminator(nnx.Module):
         del labels
         check_images(x, self.image_shape, owner=type(self).__name__)
         ura = not train
-        h = lrelu(self.conv1(x))
-        h = self.conv2(h)
+        h = lrelu(call(self.conv1, x, train=train))
+        h = call(self.conv2, h, train=train)
         if self.norm2 is not None:
             h = self.norm2(h, use_running_average=ura)
         h = lrelu(h).reshape(x.shape[0], -1)
-        h = self.hidden(h)
+        h = call(self.hidden, h, train=train)
         if self.norm3 is not None:
             h = self.norm3(h, use_running_average=ura)
-        return self.out(lrelu(h))
+        return call(self.out, lrelu(h), train=train)

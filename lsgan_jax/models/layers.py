@@ -30,8 +30,7 @@ converts as ``w = w_tf[::-1, ::-1].transpose(0, 1, 3, 2)``.
 
 ``impl="conv_transpose"`` evaluates (1) as ``lax.conv_transpose`` (a convolution over the
 input dilated by ``s``, padding ``(p_l, p_h)``). XLA:CPU computes the *kernel* gradient of that
-op on a slow path (``shared/research/install.md`` section 6: 145 ms vs 15 ms in PyTorch for one
-DCGAN-28 layer).
+op on a slow path (measurements in ``benchmarks/RESULTS.md``).
 
 ``impl="subpixel"`` (stride 2 only) is the exact sub-pixel (phase) decomposition of (1). Writing
 ``o = 2m + r`` (output phase ``r`` in {0, 1}) and ``i = m + u``, (1) becomes a stride-1
@@ -45,21 +44,19 @@ phases ``(r, s)`` are four ordinary stride-1 convolutions of ``x`` with the stat
 structural zeros), interleaved by a reshape (depth-to-space) and cropped to the requested size.
 Checkpoints are therefore interchangeable, and the outputs and the gradients with respect to
 ``x`` and ``w`` agree to float rounding (tested for k = 3, 4, 5 and odd and even sizes in
-``tests/test_image_models.py``). On this 2-core CPU, fwd + grad of a DCGAN-28 layer is 5-15x
-faster than ``lax.conv_transpose`` (which for 5x5 kernels with many channels is slow even in
-the forward pass).
+``tests/test_image_models.py``). On CPU it is much faster than ``lax.conv_transpose``, forward
+and backward (``benchmarks/RESULTS.md``).
 
 ``impl="auto"`` (default) chooses ``"subpixel"`` when ``jax.default_backend() == "cpu"`` and
 ``"conv_transpose"`` otherwise (GPU/TPU compute the strided transpose well).
 
 The same transposed convolution appears in every discriminator: the **input gradient** of a SAME
 stride-2 ``conv2d`` is the SAME stride-2 ``conv2d_transpose`` of the output cotangent with the
-same filter. XLA:CPU computes it on a slow path when the conv's output is small (1.25 s for the
-8x8x256 -> 4x4x512 layer of the DCGAN-64 D at batch 32; 5.5 s for LSUN-112's 14x14x256 ->
-7x7x512), so ``conv2d(impl="subpixel")`` (the CPU default) uses :func:`stride2_conv`, a
-``custom_vjp`` whose input gradient is :func:`subpixel_conv_transpose` (45 ms and 0.11 s for
-those layers; never slower on the layers measured). Values, first and second derivatives are
-the same as XLA's to float rounding (tested).
+same filter. XLA:CPU computes it on a slow path when the conv's output is small, so
+``conv2d(impl="subpixel")`` (the CPU default) uses :func:`stride2_conv`, a ``custom_vjp`` whose
+input gradient is :func:`subpixel_conv_transpose` (per-layer timings in
+``benchmarks/RESULTS.md``). Values, first and second derivatives are the same as XLA's to float
+rounding (tested), also for spectrally normalized kernels (``tests/test_spectral_norm.py``).
 """
 
 from __future__ import annotations
@@ -249,9 +246,9 @@ def check_latent(z: jax.Array, latent_dim: int, *, owner: str) -> None:
 def count_params(module: nnx.Module) -> int:
     """Number of trainable scalars (``nnx.Param``: kernels, biases, BN gamma/beta).
 
-    BatchNorm running statistics are ``nnx.BatchStat`` and are not counted; this is the TF
-    ``tf.trainable_variables()`` count that ``shared/research/paper.md`` quotes. Works on
-    ``nnx.eval_shape`` (abstract) modules.
+    BatchNorm running statistics (``nnx.BatchStat``) and spectral-norm vectors are not counted;
+    this is TF's ``tf.trainable_variables()`` count, the one ``docs/models.md`` quotes for the
+    official models. Works on ``nnx.eval_shape`` (abstract) modules.
     """
     return sum(int(x.size) for x in jax.tree.leaves(nnx.state(module, nnx.Param)))
 
@@ -411,8 +408,7 @@ def stride2_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     the module docstring), at the input's spatial size. The kernel gradient is XLA's.
 
     Why: XLA:CPU computes the input gradient of a strided conv with a small output on a slow
-    path -- 1.25 s for the 8x8x256 -> 4x4x512 layer of the DCGAN-64 D at batch 32, 45 ms this
-    way; 5.5 s vs 0.11 s for the 14x14x256 -> 7x7x512 layer of the LSUN-112 D (2-core CPU,
+    path (timings of the DCGAN-64 and LSUN-112 discriminator layers in
     ``benchmarks/RESULTS.md``). Gradients agree with XLA's to float rounding
     (``tests/test_image_models.py``); reverse-over-reverse (the LSGAN-GP penalty) works because
     the backward rule is made of ordinary differentiable ops.

@@ -1,6 +1,6 @@
 """The ICCV LSGAN scene model (LSUN, 112x112): xudonmao/LSGAN ``vgg.py``, in Flax NNX.
 
-Registered as ``lsun_g`` / ``lsun_d`` (``shared/research/paper.md`` section 2.1).
+Registered as ``lsun_g`` / ``lsun_d`` (architecture and official settings: ``docs/models.md``).
 
 Generator ("DCGAN plus two stride-1 deconvolutions after the top two deconvolutions, motivated by
 VGG"); all deconvs 3x3, TF ``conv2d_transpose`` SAME; BN = TF decay 0.9, eps 1e-5 with gamma and
@@ -24,6 +24,7 @@ Discriminator: the DCGAN D (``dcgan_d``) at 112 px -- conv 5x5 /2 64 (lrelu 0.2,
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -160,47 +161,10 @@ class LSUNGenerator(nnx.Module):
         return jnp.tanh(self.deconvs[-1](h))
 
 
-@register("lsun_d")
-class LSUNDiscriminator(DCGANDiscriminator):
-    """LSGAN 112x112 scene discriminator (xudonmao/LSGAN ``vgg.py``, ``discriminator``).
-
-    The DCGAN D (:class:`~lsgan_jax.models.dcgan.DCGANDiscriminator`) with the ``vgg.py``
-    defaults: 112x112x3 input, conv 5x5 /2 with 64, 128, 256, 512 filters (BN on the last three,
-    lrelu 0.2), flatten 7*7*512 = 25,088, linear -> 1 RAW logit (``h4``; the official
-    ``h4_sigmoid`` is not used by the LS loss). 4,333,441 parameters.
-
-    Source: xudonmao/LSGAN ``vgg.py`` and ``ops.py`` (``conv2d``: truncated N(0, 0.02), SAME).
-    Differences: none in the network.
-    """
-
-    def __init__(
-        self,
-        *,
-        image_size: int = 112,
-        channels: int = 3,
-        base_features: int = 64,
-        kernel_size: int = 5,
-        num_layers: int = 4,
-        d_batchnorm: bool = True,
-        bn_scale_std: float = 0.0,
-        deconv_impl: str = "auto",
-        axis_name: str | None = None,
-        dtype: Dtype | None = None,
-        param_dtype: Dtype = jnp.float32,
-        rngs: nnx.Rngs,
-    ) -> None:
-        """Builds the discriminator; arguments as :class:`DCGANDiscriminator` (112 px defaults)."""
-        super().__init__(
-            image_size=image_size,
-            channels=channels,
-            base_features=base_features,
-            kernel_size=kernel_size,
-            num_layers=num_layers,
-            d_batchnorm=d_batchnorm,
-            bn_scale_std=bn_scale_std,
-            deconv_impl=deconv_impl,
-            axis_name=axis_name,
-            dtype=dtype,
-            param_dtype=param_dtype,
-            rngs=rngs,
-        )
+#: LSGAN 112x112 scene discriminator (xudonmao/LSGAN ``vgg.py``, ``discriminator``): the DCGAN D
+#: (:class:`~lsgan_jax.models.dcgan.DCGANDiscriminator`) with ``image_size=112`` (every other
+#: default is ``dcgan_d``'s): conv 5x5 /2 with 64, 128, 256, 512 filters (BN on the last three,
+#: lrelu 0.2), flatten 7*7*512 = 25,088, linear -> 1 RAW logit (``h4``; the official
+#: ``h4_sigmoid`` is not used by the LS loss). Source: xudonmao/LSGAN ``vgg.py`` and ``ops.py``
+#: (``conv2d``: truncated N(0, 0.02), SAME). Differences: none in the network.
+LSUNDiscriminator = register("lsun_d")(functools.partial(DCGANDiscriminator, image_size=112))

@@ -10,8 +10,8 @@ Two families, each a generator/discriminator pair registered by name:
   (``create_model_brick``), built on IshmaelBelghazi/ALI: a BatchNorm+ReLU generator and a
   maxout discriminator whose input is ``pack`` samples concatenated along features.
 
-See ``shared/research/mixtures.md`` sections 1.1, 6.1 and 7, and ``registry.py`` for the module
-conventions (``train`` flag, raw logits, ``axis_name``, ``dtype``) and the functional
+Architectures and the official training settings are in ``docs/models.md``; see ``registry.py``
+for the module conventions (``train`` flag, raw logits, ``axis_name``, ``dtype``) and the functional
 split/merge pattern the trainer uses.
 """
 
@@ -26,6 +26,7 @@ from flax import nnx
 
 from lsgan_jax.models.latent import LATENT_DISTS
 from lsgan_jax.models.registry import register
+from lsgan_jax.models.spectral_norm import call, maybe_spectral_norm
 
 __all__ = [
     "LATENT_DISTS",
@@ -155,7 +156,20 @@ class MixtureMLPDiscriminator(nnx.Module):
 
     Source: xudonmao/LSGAN ``stability_comparison/mixture_gaussian/ls.py``, ``discriminator()``
     (``log_d = slim.fully_connected(h, 1, activation_fn=None)``), orthogonal(gain=1.4) weights and
-    zero biases. Differences: none in the network.
+    zero biases. Differences: none in the network with the default options.
+
+    Options (off by default, so the default network is the official one):
+
+    * ``layer_norm=True``: ``h_k = tanh(LN(W_k h_{k-1} + b_k))`` with
+      ``LN(y) = γ ⊙ (y − mean(y)) / sqrt(var(y) + ε) + β`` over the features of each sample
+      (Ba et al., 2016), γ = 1, β = 0 at init, ε = 1e-5. The LSGAN-GP code of the TPAMI paper
+      (xudonmao/improved_LSGAN ``difficult_architectures/*/gan_64x64.py``, from
+      igul222/improved_wgan_training) normalizes D with layer norm in place of batch norm, between
+      each hidden linear map and its nonlinearity, with ``tf.nn.batch_normalization``'s ε = 1e-5;
+      this option does the same in the mixture MLP (every hidden layer, not the output layer).
+    * ``spectral_norm=True``: every weight matrix (hidden and output) is divided by its largest
+      singular value, estimated by one power iteration per training call (Miyato et al., 2018);
+      see :mod:`lsgan_jax.models.spectral_norm`.
     """
 
     def __init__(
@@ -165,6 +179,8 @@ class MixtureMLPDiscriminator(nnx.Module):
         depth: int = 2,
         data_dim: int = 2,
         gain: float = 1.4,
+        layer_norm: bool = False,
+        spectral_norm: bool = False,
         axis_name: str | None = None,
         dtype: Dtype | None = None,
         rngs: nnx.Rngs,
@@ -176,6 +192,10 @@ class MixtureMLPDiscriminator(nnx.Module):
           depth: Number of tanh hidden layers (official 2).
           data_dim: Input dimension (2 for 2-D mixtures).
           gain: Orthogonal-init scale for every weight matrix (official 1.4).
+          layer_norm: Layer-normalize each hidden layer before its tanh (as the LSGAN-GP code's
+            D does); False (the official mixture network) by default.
+          spectral_norm: Spectrally normalize every linear layer (Miyato et al., 2018); False
+            (the official network) by default.
           axis_name: Accepted so the trainer can pass it to every model; unused (no
             BatchNorm in this network).
           dtype: Computation dtype; parameters stay float32.
@@ -193,17 +213,36 @@ class MixtureMLPDiscriminator(nnx.Module):
             rngs=rngs,
         )
         dims = [data_dim] + [hidden] * depth
-        self.layers = nnx.List([nnx.Linear(i, o, **kw) for i, o in itertools.pairwise(dims)])
-        self.out = nnx.Linear(hidden, 1, **kw)
+        sn = dict(enabled=spectral_norm, rngs=rngs)
+        self.layers = nnx.List(
+            [maybe_spectral_norm(nnx.Linear(i, o, **kw), **sn) for i, o in itertools.pairwise(dims)]
+        )
+        self.out = maybe_spectral_norm(nnx.Linear(hidden, 1, **kw), **sn)
+        if not isinstance(layer_norm, bool):
+            raise ValueError(f"layer_norm must be True or False, got {layer_norm!r}.")
+        self.norms = nnx.List(
+            [
+                nnx.LayerNorm(hidden, epsilon=1e-5, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+                for _ in range(depth)
+            ]
+            if layer_norm
+            else []
+        )
 
     def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
-        """Maps samples ``(B, data_dim)`` to raw logits ``(B, 1)``; ``train`` is unused."""
-        del train
+        """Maps samples ``(B, data_dim)`` to raw logits ``(B, 1)``.
+
+        ``train`` matters only with ``spectral_norm``: True runs (and stores) one power
+        iteration per layer, False uses the stored vectors.
+        """
         _check_last_dim(x, self.data_dim, what="x", owner=type(self).__name__)
         h = x
-        for layer in self.layers:
-            h = jnp.tanh(layer(h))
-        return self.out(h)
+        for k, layer in enumerate(self.layers):
+            h = call(layer, h, train=train)
+            if self.norms:
+                h = self.norms[k](h)
+            h = jnp.tanh(h)
+        return call(self.out, h, train=train)
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,6 +385,7 @@ class LinearMaxout(nnx.Module):
         *,
         kernel_init: nnx.Initializer = _PACGAN_KERNEL_INIT,
         bias_init: nnx.Initializer = _ZEROS_INIT,
+        spectral_norm: bool = False,
         dtype: Dtype | None = None,
         rngs: nnx.Rngs,
     ) -> None:
@@ -357,12 +397,13 @@ class LinearMaxout(nnx.Module):
           pieces: Linear pieces per unit.
           kernel_init: Kernel initializer (default N(0, 0.02^2)).
           bias_init: Bias initializer (default zeros).
+          spectral_norm: Spectrally normalize the linear map (Miyato et al., 2018).
           dtype: Computation dtype; parameters stay float32.
           rngs: Initialization RNG streams.
         """
         self.units = _check_int("units", units)
         self.pieces = _check_int("pieces", pieces)
-        self.linear = nnx.Linear(
+        linear = nnx.Linear(
             in_features,
             units * pieces,
             kernel_init=kernel_init,
@@ -371,10 +412,12 @@ class LinearMaxout(nnx.Module):
             param_dtype=jnp.float32,
             rngs=rngs,
         )
+        self.linear = maybe_spectral_norm(linear, spectral_norm, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps ``(..., in_features)`` to ``(..., units)``."""
-        y = self.linear(x)
+    def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
+        """Maps ``(..., in_features)`` to ``(..., units)``; ``train`` matters only with
+        spectral normalization (power-iteration update or stored vectors)."""
+        y = call(self.linear, x, train=train)
         y = y.reshape(*y.shape[:-1], self.units, self.pieces)
         return jnp.max(y, axis=-1)
 
@@ -403,6 +446,7 @@ class PacGANDiscriminator(nnx.Module):
         depth: int = 3,
         pack: int = 1,
         data_dim: int = 2,
+        spectral_norm: bool = False,
         axis_name: str | None = None,
         dtype: Dtype | None = None,
         rngs: nnx.Rngs,
@@ -415,6 +459,8 @@ class PacGANDiscriminator(nnx.Module):
           depth: Number of maxout layers (PacGAN 3).
           pack: Packing degree m; D sees m samples at once (1 = plain GAN).
           data_dim: Dimension of one sample (2 for 2-D mixtures).
+          spectral_norm: Spectrally normalize every linear map (Miyato et al., 2018; not in
+            PacGAN's code).
           axis_name: Accepted so the trainer can pass it to every model; unused (no
             BatchNorm in this network).
           dtype: Computation dtype; parameters stay float32.
@@ -429,9 +475,12 @@ class PacGANDiscriminator(nnx.Module):
         self.input_dim = data_dim * pack
         dims = [self.input_dim] + [units] * depth
         self.layers = nnx.List(
-            [LinearMaxout(i, units, pieces, dtype=dtype, rngs=rngs) for i in dims[:-1]]
+            [
+                LinearMaxout(i, units, pieces, spectral_norm=spectral_norm, dtype=dtype, rngs=rngs)
+                for i in dims[:-1]
+            ]
         )
-        self.out = nnx.Linear(
+        out = nnx.Linear(
             units,
             1,
             kernel_init=_PACGAN_KERNEL_INIT,
@@ -440,13 +489,13 @@ class PacGANDiscriminator(nnx.Module):
             param_dtype=jnp.float32,
             rngs=rngs,
         )
+        self.out = maybe_spectral_norm(out, spectral_norm, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
         """Maps packed samples ``(B, data_dim * pack)`` to raw logits ``(B, 1)``.
 
-        ``train`` is accepted for interface uniformity; this network has no BatchNorm/dropout.
+        ``train`` matters only with ``spectral_norm`` (power-iteration update or stored vectors).
         """
-        del train
         if x.ndim > 2:
             x = x.reshape(x.shape[0], -1)
         _check_last_dim(
@@ -454,5 +503,5 @@ class PacGANDiscriminator(nnx.Module):
         )
         h = x
         for layer in self.layers:
-            h = layer(h)
-        return self.out(h)
+            h = layer(h, train=train)
+        return call(self.out, h, train=train)

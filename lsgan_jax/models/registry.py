@@ -1,7 +1,8 @@
 """Find generators and discriminators by name (big_vision-style registry).
 
 A model file registers a *builder* -- any callable ``(*, rngs: nnx.Rngs, **kwargs) -> nnx.Module``,
-usually the ``nnx.Module`` class itself -- under a unique name. Generators and discriminators are
+usually the ``nnx.Module`` class itself, or a ``functools.partial`` of one for a variant that only
+changes defaults (``digit_g``, ``lsun_d``) -- under a unique name. Generators and discriminators are
 registered under separate names (``mixture_mlp_g`` / ``mixture_mlp_d``, ``pacgan_g`` /
 ``pacgan_d``, ...). A config then says ``config.model.g_name = "pacgan_g"`` and the trainer calls::
 
@@ -53,18 +54,19 @@ the update is legal; the caller's ``rest`` is left untouched and ``new_rest`` ca
 running statistics. The same function works unchanged inside ``jax.jit(jax.shard_map(...))`` and
 ``jax.pmap`` with ``axis_name`` set on the model (BatchNorm then pmeans its batch statistics).
 
-Data-parallel gradient caveat (checked on 8 fake CPU devices, jax 0.10.2): under ``jax.shard_map``
-with the default ``check_vma=True``, parameters passed in with spec ``P()`` are *invariant*, and
-``jax.grad`` with respect to them already returns the **sum** over devices of the per-device
-gradients; a further ``lax.pmean(grads, axis_name)`` is then the identity, so the result is
-``n_devices`` times the single-device (global-mean) gradient. Under ``jax.pmap``, or ``shard_map``
-with ``check_vma=False``, the gradient is per-device and ``lax.pmean`` gives the global one. Use
-``check_vma=False`` (or divide by the axis size) so all runners agree.
+Data-parallel gradients: under ``jax.shard_map`` (default ``check_vma=True``) the gradient with
+respect to a replicated (``P()``) input comes back already summed over devices. The train step
+therefore casts the parameters to device-varying (``lax.pcast(..., to="varying")``) before
+differentiating and then averages with ``lax.pmean`` -- the same arithmetic as ``jax.pmap``
+(``lsgan_jax/training/step.py``, ``_varying``). Model state that a training call writes from
+those parameters (spectral-norm vectors) is made invariant again inside the model
+(:mod:`lsgan_jax.models.spectral_norm`).
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -170,13 +172,31 @@ def accepted_kwargs(name: str) -> dict[str, Any]:
 
 
 def _describe(builder: Builder) -> str:
+    if isinstance(builder, functools.partial):
+        args = ", ".join(f"{k}={v!r}" for k, v in builder.keywords.items())
+        return f"functools.partial({_describe(builder.func)}, {args})"
     module = getattr(builder, "__module__", "?")
     qualname = getattr(builder, "__qualname__", repr(builder))
     return f"{module}.{qualname}"
 
 
 def _builder_params(builder: Builder) -> list[inspect.Parameter] | None:
-    """The builder's parameters, or None when it takes ``**kwargs`` (nothing to check)."""
+    """The builder's parameters, or None when it takes ``**kwargs`` (nothing to check).
+
+    A ``functools.partial`` of a builder (a model that only changes defaults, e.g. ``digit_g`` =
+    ``dcgan_g`` at 28 px) has the builder's keyword parameters with the partial's keywords as
+    their defaults.
+    """
+    if isinstance(builder, functools.partial):
+        if builder.args:
+            raise TypeError(f"Registered partials must bind keywords only, got {builder!r}.")
+        params = _builder_params(builder.func)
+        if params is None:
+            return None
+        return [
+            p.replace(default=builder.keywords[p.name]) if p.name in builder.keywords else p
+            for p in params
+        ]
     # For a class, inspect.signature(cls) may report the metaclass's (*args, **kwargs) (nnx.Module
     # has a custom metaclass), so read __init__ directly and drop ``self``.
     if inspect.isclass(builder):

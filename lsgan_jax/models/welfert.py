@@ -1,8 +1,9 @@
 """The 2-D ring MLPs of Welfert et al.'s 200-seed success-rate study (no BN, no maxout).
 
-Source: SankarLab/AlphaGan-Papers-Results `gan.py`, `experiments/2D.py` (see
-shared/research/mixtures.md §5.1): G 2 → 4×[400 ReLU] → 2, D 2 → 4×[200 LeakyReLU(0.2)] → 1,
-PyTorch's default `nn.Linear` initialisation (weights and biases U(−1/√fan_in, 1/√fan_in)).
+Source: SankarLab/AlphaGan-Papers-Results `gan.py`, `experiments/2D.py` (Welfert et al.'s
+(αD, αG)-GAN paper; protocol in ``docs/models.md``): G 2 → 4×[400 ReLU] → 2, D 2 → 4×[200
+LeakyReLU(0.2)] → 1, PyTorch's default `nn.Linear` initialisation (weights and biases
+U(−1/√fan_in, 1/√fan_in)).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lsgan_jax.models.registry import register
+from lsgan_jax.models.spectral_norm import call, maybe_spectral_norm
 
 
 def _torch_default_init():
@@ -75,7 +77,11 @@ class WelfertGenerator(nnx.Module):
 
 @register("welfert_d")
 class WelfertDiscriminator(nnx.Module):
-    """D: x → `depth` × [Linear `hidden` → LeakyReLU(0.2)] → Linear 1 (raw score, no sigmoid)."""
+    """D: x → `depth` × [Linear `hidden` → LeakyReLU(0.2)] → Linear 1 (raw score, no sigmoid).
+
+    ``spectral_norm=True`` spectrally normalizes every linear layer (Miyato et al., 2018; not in
+    Welfert et al.'s code; see :mod:`lsgan_jax.models.spectral_norm`).
+    """
 
     def __init__(
         self,
@@ -84,6 +90,7 @@ class WelfertDiscriminator(nnx.Module):
         depth: int = 4,
         data_dim: int = 2,
         negative_slope: float = 0.2,
+        spectral_norm: bool = False,
         axis_name: str | None = None,
         dtype=None,
         rngs: nnx.Rngs,
@@ -91,14 +98,17 @@ class WelfertDiscriminator(nnx.Module):
         del axis_name
         self.negative_slope = negative_slope
         dims = [data_dim] + [hidden] * depth
+        sn = dict(enabled=spectral_norm, rngs=rngs)
         self.layers = nnx.List(
-            [_TorchLinear(i, o, dtype=dtype, rngs=rngs) for i, o in itertools.pairwise(dims)]
+            [
+                maybe_spectral_norm(_TorchLinear(i, o, dtype=dtype, rngs=rngs), **sn)
+                for i, o in itertools.pairwise(dims)
+            ]
         )
-        self.out = _TorchLinear(hidden, 1, dtype=dtype, rngs=rngs)
+        self.out = maybe_spectral_norm(_TorchLinear(hidden, 1, dtype=dtype, rngs=rngs), **sn)
 
     def __call__(self, x: jax.Array, *, train: bool = True) -> jax.Array:
-        del train
         h = x
         for layer in self.layers:
-            h = jax.nn.leaky_relu(layer(h), self.negative_slope)
-        return self.out(h)
+            h = jax.nn.leaky_relu(call(layer, h, train=train), self.negative_slope)
+        return call(self.out, h, train=train)
