@@ -52,6 +52,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.sample_seed = 42
     c.evals = ()  # in-loop evaluators by name: "inception" (FID/KID/IS), "digits" (classifier)
     c.eval_every = 0  # 0: evaluate only at the end
+    c.num_eval_samples = 10_000  # generated samples per evaluation (every evaluator)
+    c.eval_seed = 0  # seed of the fixed evaluation latents
     c.fid = ml_collections.ConfigDict(dict(fid_evaluator.DEFAULTS))  # the "inception" protocol
     c.checkpoint_every = 1_000
     c.keep_checkpoints = 2

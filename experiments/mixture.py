@@ -31,7 +31,7 @@ Protocols (sources and every remaining difference: docs/protocols.md):
   z∈R² N(0,I), G 4×400 BN-ReLU, D 3 maxout layers (200×5), Adam(1e-4, β1 .8), batch 100,
   simultaneous updates, 400k steps (400 epochs), 10 trials.
 * `welfert` — the 200-seed ring success-rate study of Welfert et al. Also a sweep:
-  `python -m lsgan_jax.sweep welfert_ring`. As the paper, training uses fixed sets of 50k real
+  `python -m experiments.sweep welfert_ring`. As the paper, training uses fixed sets of 50k real
   points and 50k latents (`data.latent_pool_size`).
 """
 

@@ -252,8 +252,9 @@ def test_inception_evaluator_in_loop_with_cached_reference(tmp_path, monkeypatch
     config = digits.get_config("smoke")
     config.num_steps, config.eval_every = 4, 2
     config.evals = ("inception",)
+    config.num_eval_samples = 12
     config.fid.update(
-        weights="random", num_fake=12, num_real=16, batch_size=6, kid_real=12,
+        weights="random", num_real=16, batch_size=6, kid_real=12,
         kid_subset_size=6, kid_subsets=3, is_splits=2, cache_dir=str(tmp_path / "cache"),
     )  # fmt: skip
     evaluators = image_common.make_evaluators(config)

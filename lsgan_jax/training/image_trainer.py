@@ -20,7 +20,7 @@ pipeline, on one device or data parallel. Reads top to bottom:
 
 Resuming: everything but `RESUMABLE` must equal the stored config: `num_steps` may grow (not
 shrink below the checkpoint); the logging, sampling, checkpoint and evaluation cadences, the
-checkpoint count, the sample-grid size and the evaluators (`evals`, `eval_samples`, `fid.*`)
+checkpoint count, the sample-grid size and the evaluators (`evals`, `num_eval_samples`, `eval_seed`, `fid.*`)
 may change.
 """
 
@@ -40,6 +40,7 @@ from jax.sharding import PartitionSpec as P
 
 from lsgan_jax import viz
 from lsgan_jax.errors import ConfigError
+from lsgan_jax.evaluators.sampling import to_signed_unit
 from lsgan_jax.training import guards, runners
 from lsgan_jax.training import workdir as workdir_lib
 from lsgan_jax.training.build import build_image, validate_image
@@ -56,7 +57,8 @@ RESUMABLE = frozenset(
         "keep_checkpoints",
         "eval_every",
         "evals",
-        "eval_samples",
+        "num_eval_samples",
+        "eval_seed",
         "fid",
         "resume",
     }
@@ -172,9 +174,7 @@ def train(
         def write_samples(step):
             if writer is None:  # only process 0 writes
                 return
-            x = np.asarray(jax.device_get(generate(z_fixed, labels_fixed)), np.float32)
-            if config.model.get("output", "tanh") == "sigmoid":
-                x = x * 2.0 - 1.0
+            x = to_signed_unit(generate(z_fixed, labels_fixed), config.model.get("output", "tanh"))
             grid = viz.image_grid(x)
             viz.save_image(grid, os.path.join(workdir, "samples", f"step_{step:07d}.png"))
             viz.save_image(grid, os.path.join(workdir, "samples.png"))
