@@ -85,7 +85,7 @@ from lsgan_jax.errors import ConfigError
 from lsgan_jax.metrics.classifier_metrics import CollapseRule
 from lsgan_jax.training import image_trainer
 
-VARIANTS = ("default", "paper", "smoke")
+VARIANTS = ("default", "sn", "paper", "smoke")
 
 #: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
 #: `python -m experiments`.
@@ -93,6 +93,10 @@ VARIANT_HELP = {
     "default": (
         "no-BatchNorm G / G+D on digits 16x16: 4 official settings + LSGAN-GP, 2 seeds",
         "~15 min",
+    ),
+    "sn": (
+        "LSGAN vs NS-GAN with a spectrally normalized D (no BN in D), beside the BN-D runs",
+        "~12 min",
     ),
     "paper": ("the four official runs on LSUN bedroom 64x64", "GPU"),
     "smoke": ("tiny, for tests", "< 1 min"),
@@ -110,6 +114,7 @@ class Setting:
       d_batchnorm: BatchNorm in D.
       optimizer: ``"adam"``, ``"rmsprop"`` or ``"adam_gp"`` (the LSGAN-GP Adam).
       gp: LSGAN-GP penalty on.
+      spectral_norm: Spectral normalization of every D layer (Miyato et al., 2018).
       source: Where it comes from.
     """
 
@@ -120,6 +125,7 @@ class Setting:
     optimizer: str
     gp: bool = False
     source: str = "official"
+    spectral_norm: bool = False
 
 
 ZERO_ONE, CHI2 = (0.0, 1.0, 1.0), (-1.0, 1.0, 0.0)
@@ -131,7 +137,14 @@ SETTINGS: dict[str, Setting] = {
     "BN_G_ls_chi2_adam": Setting("lsgan", CHI2, False, True, "adam", source="TPAMI coding"),
     "BN_GD_ls01_rms": Setting("lsgan", ZERO_ONE, False, False, "rmsprop", source="ICCV coding"),
     "BN_GD_lsgp_adam": Setting("lsgan", ZERO_ONE, False, False, "adam_gp", gp=True, source="TPAMI"),
+    "SN_D_ls_adam": Setting(
+        "lsgan", ZERO_ONE, False, False, "adam", source="SN", spectral_norm=True
+    ),
+    "SN_D_sigmoid_adam": Setting(
+        "nsgan", ZERO_ONE, False, False, "adam", source="SN", spectral_norm=True
+    ),
 }
+SPECTRAL = ("BN_G_ls_adam", "BN_G_sigmoid_adam", "SN_D_ls_adam", "SN_D_sigmoid_adam")
 OFFICIAL = ("BN_G_ls_adam", "BN_G_sigmoid_adam", "BN_GD_ls_rms", "BN_GD_sigmoid_rms")
 
 
@@ -181,7 +194,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         {"min_coverage": 0.5, "max_fd": 0.0, "max_diversity": 0.8, "min_class_frac": 0.01}
     )
     c.compilation_cache = "auto"  # "auto": <lsgan_jax cache>/xla; "" disables; or a directory
-    if variant == "paper":
+    if variant == "sn":  # Kurach et al. (2019) study LSGAN with a spectrally normalized D
+        c.settings = SPECTRAL
+    elif variant == "paper":
         c.settings = OFFICIAL
         c.seeds = 1
         c.evals = ()  # no offline classifier for LSUN
@@ -230,6 +245,8 @@ def run_config(
     c.coding = ml_collections.ConfigDict(dict(zip("abc", s.coding, strict=True)))
     c.model.g_kwargs = {**dict(config.model.g_kwargs), "g_batchnorm": s.g_batchnorm}
     c.model.d_kwargs = {**dict(config.model.d_kwargs), "d_batchnorm": s.d_batchnorm}
+    if s.spectral_norm:
+        c.model.d_kwargs["spectral_norm"] = True
     if s.optimizer == "rmsprop":
         opt = dict(config.rmsprop)
     elif s.optimizer == "adam_gp":

@@ -181,3 +181,39 @@ def test_stability_smoke_end_to_end(tmp_path):
     assert "success = final class_coverage" in summary["criterion"]
     assert (wd / "table.md").read_text().startswith("| setting |")
     assert "| BN_GD_lsgp_adam |" in proc.stdout
+
+
+@pytest.mark.parametrize("module", ["digits", "stability"])
+def test_spectral_norm_variants_train_an_sn_discriminator(module):
+    """`--variant=sn` puts spectral norm on D; one train step moves its power-iteration state
+    (kept with the BatchNorm statistics in `d_rest`, not among the trained parameters)."""
+    import importlib
+
+    from lsgan_jax.models.spectral_norm import PowerIterationVector
+    from lsgan_jax.training import build, runners
+
+    exp = importlib.import_module(f"experiments.{module}")
+    config = exp.get_config("sn")
+    if module == "stability":
+        assert {"SN_D_ls_adam", "SN_D_sigmoid_adam"} <= set(config.settings)
+        config = exp.run_config(config, "SN_D_ls_adam", 0)
+        assert not config.model.d_kwargs["d_batchnorm"]
+    assert config.model.d_kwargs["spectral_norm"] is True
+    config.unlock()
+    config.batch_size = 8
+    gan = build.build_image(config, axis_name=None)
+
+    def u_values(tree):  # the power-iteration vectors only (not BatchNorm statistics)
+        leaves = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, nnx.Variable))
+        return [np.asarray(v.value) for v in leaves if isinstance(v, PowerIterationVector)]
+
+    assert u_values(gan.state.d_rest), "no power-iteration state in D"
+    assert not u_values(gan.state.d_params)
+    step = runners.single(make_train_step(gan.spec))
+    size, ch = config.data.image_size, config.model.g_kwargs["channels"]
+    real = jax.random.uniform(jax.random.PRNGKey(0), (8, size, size, ch), minval=-1, maxval=1)
+    before = u_values(gan.state.d_rest)
+    state, metrics = step(gan.state, {"image": real}, gan.hparams)
+    assert np.isfinite(float(metrics["d_loss"]))
+    after = u_values(state.d_rest)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
