@@ -5,14 +5,17 @@ r"""The paper's 2-D Gaussian-mixture stability study: LSGAN vs the regular GAN.
     python -m experiments.mixture --variant=pacgan_ring  # PacGAN protocol A (compare PacGAN Table 1)
     python -m experiments.mixture --variant=pacgan_grid
     python -m experiments.mixture --variant=smoke      # seconds; for tests
-    python -m experiments.mixture --config.seeds=10 --config.coding.a=-1 --config.coding.c=0
+    python -m experiments.mixture --config.seeds=10 --config.coding.a=-1 --config.coding.c=0 \
+        --workdir=workdirs/mixture/pearson_chi2   # another config: another workdir
 
 All runs of a study (losses × seeds) train as one `jit(vmap(lax.scan(step)))` program with the
 mixture sampled on device. Outputs in `--workdir` (default `workdirs/mixture/<variant>`):
 `summary.json` (per run: loss, coding, seed, modes_covered, high_quality, reverse_kl; per loss:
 mean ± s.e. and the fraction of runs that cover all modes), `metrics.jsonl`, TensorBoard events,
 `mixture.png` (density panels at snapshot steps, one row per loss, the target at the end),
-`mode_curves.png`, and checkpoints (rerunning the same command resumes).
+`mode_curves.png`, `config.json` and checkpoints. Rerunning the same command resumes; a
+changed config (other than more steps or another checkpoint cadence) is refused with the fields
+named, unless `--config.resume=False`, which moves the old run aside (never deletes it).
 
 Protocols (sources in shared/research/mixtures.md and paper.md §2.4):
 

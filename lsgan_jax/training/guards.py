@@ -8,8 +8,9 @@
   returns the stored summary when the run had already finished. It writes nothing else, so a
   refused restart leaves the workdir as it was, and it runs before the (costly) build.
 * `OpenRun.restore(state, ...)`, after the build: records the resolved config, restores the
-  newest usable checkpoint, opens the metric writer (cut back to the restored step), the
-  progress bar and the SIGTERM guard.
+  newest usable checkpoint, opens the metric writer (cut back to the restored step) and the
+  progress bar. (The SIGTERM guard is on from `open_run`: a SIGTERM during the build is seen at
+  the first step boundary.)
 * Everything both open is registered on the trainer's `contextlib.ExitStack`, so it is closed
   exactly once on every exit path (return, SIGTERM, NaN stop, an evaluator's exception).
 * `finite_runs` / `nonfinite_error`: per-run finiteness of a vectorized state (so a run that
@@ -84,7 +85,7 @@ class OpenRun:
 
     `finished` is the stored summary when the run had already ended (the trainer returns it and
     writes nothing). Otherwise the trainer builds its state and calls `restore`, which fills in
-    `ckpt`, `writer`, `bar` and `preemption`.
+    `ckpt`, `writer` and `bar`.
     """
 
     stack: contextlib.ExitStack
@@ -139,7 +140,6 @@ class OpenRun:
         self.bar = self.stack.enter_context(
             contextlib.closing(progress(config.num_steps, initial=start, desc=desc))
         )
-        self.preemption = self.stack.enter_context(PreemptionGuard())
         return state, meta, start
 
 
@@ -172,6 +172,7 @@ def open_run(
         that is not resumable (nothing in the workdir is changed).
     """
     run = OpenRun(stack, workdir, config)
+    run.preemption = stack.enter_context(PreemptionGuard())  # SIGTERM from here on: save, exit 0
     if jax.process_index() == 0:
         stack.enter_context(workdir_lib.WorkdirLock(workdir))
         if not config.get("resume", True) and (moved := workdir_lib.move_aside(workdir)):
