@@ -349,19 +349,6 @@ def _truncate(path: str) -> None:
         f.truncate(os.path.getsize(path) // 2)
 
 
-def test_larger_num_steps_continues_a_finished_run_bitwise(
-    reference, half_run, jax_cache, tmp_path
-):
-    """A finished 30-step run rerun with `--config.num_steps=60` resumes at 30 and ends as the
-    uninterrupted 60-step run (the baseline of the corruption tests below)."""
-    workdir = str(tmp_path / "run")
-    shutil.copytree(half_run, workdir)
-    proc = _run(jax_cache, workdir, f"--config.num_steps={NUM_STEPS}")
-    assert "Resumed from the checkpoint at step 30 " in proc.stdout
-    assert "unusable" not in proc.stderr
-    _assert_equals_reference(workdir, reference)
-
-
 @pytest.mark.parametrize(
     "corrupt, reason",
     [(_flip_one_byte, "checksum"), (_truncate, "unreadable")],
@@ -370,9 +357,10 @@ def test_larger_num_steps_continues_a_finished_run_bitwise(
 def test_corrupt_newest_checkpoint_is_moved_aside_and_rerun_equals_uninterrupted(
     reference, half_run, jax_cache, tmp_path, corrupt, reason
 ):
-    """One flipped byte (or a truncation) in an array file of the newest step (30): the rerun
-    warns, moves the step aside (kept, renamed), resumes from step 20, saves 30 again and ends
-    bitwise equal to the uninterrupted run. The flipped byte lies in raw float32 data, which
+    """One flipped byte (or a truncation) in an array file of the newest step (30) of a finished
+    30-step run: the rerun with a larger `--config.num_steps` warns, moves the step aside (kept,
+    renamed), resumes from step 20, saves 30 again and ends bitwise equal to the uninterrupted
+    60-step run. The flipped byte lies in raw float32 data, which
     orbax itself would restore without complaint: the stored checksum is what catches it."""
     workdir = str(tmp_path / "run")
     shutil.copytree(half_run, workdir)
@@ -448,16 +436,19 @@ def test_second_process_is_refused_while_the_first_finishes_normally(
 @pytest.mark.parametrize(
     "flag, field",
     [
-        ("--config.batch_size=32", "batch_size: 64 → 32"),
         ("--config.model.d_kwargs.hidden=16", "model.d_kwargs.hidden: 32 → 16"),
         ("--config.seeds=2", "seeds: 1 → 2"),
-        ("--config.coding.a=-1.0", "coding.a: 0.0 → -1.0"),
     ],
-    ids=["batch_size", "width", "seeds", "coding"],
+    ids=["width", "seeds"],
 )
 def test_changed_config_is_refused_in_one_line_with_the_workdir_unchanged(
     half_run, jax_cache, tmp_path, flag, field
 ):
+    """Through the CLI: exit status 2, one line naming the field (old → new) and the ways
+    forward, no traceback, the workdir byte-identical; the larger `num_steps` passed alongside
+    is not named (it may change). Width and seed count are the changes that used to end in an
+    orbax traceback; the other fields (batch size, loss, coding) are refused by the same check,
+    tested through the Python API in tests/test_trainers.py."""
     workdir = str(tmp_path / "run")
     shutil.copytree(half_run, workdir)
     before = _tree(workdir)
