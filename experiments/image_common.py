@@ -41,6 +41,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.gp = ""  # "" or "dragan" (LSGAN-GP of the TPAMI code)
     c.gp_weight = 0.0  # λ on the official ½·Σ loss scale (LSGAN-GP: 150); the step divides by B
     c.gp_scale = 30.0
+    # LSGAN-GP as the official code (docs/protocols.md): "fixed" perturbation or "per_step";
+    # λ on the ½·Σ scale ("sum") or on our ½·mean losses ("mean"); G's z "auto"/"shared"/"fresh".
+    c.gp_perturbation = "fixed"
+    c.gp_weight_scale = "sum"
+    c.g_latents = "auto"
+    c.reuse_real_batch = False  # n_d > 1: True reuses one real batch for every D update
     c.batch_size = 64
     c.num_steps = 10_000
     c.runner = "auto"  # auto | single | data_parallel | pmap

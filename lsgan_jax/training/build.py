@@ -234,6 +234,11 @@ def create_models(
     return g, d
 
 
+#: `StepSpec` switches a config may set (each a documented difference between protocols; see
+#: `lsgan_jax.training.step.StepSpec` and docs/protocols.md).
+PROTOCOL_SWITCHES = ("gp_perturbation", "gp_weight_scale", "g_latents", "reuse_real_batch")
+
+
 def make_spec(
     config: ml_collections.ConfigDict,
     g: nnx.Module,
@@ -255,6 +260,7 @@ def make_spec(
         update=config.update_mode,
         n_d=config.n_d,
         compute_dtype=compute_dtype(config) or jnp.float32,
+        **{k: config[k] for k in PROTOCOL_SWITCHES if k in config},
         **fields,
     )
 

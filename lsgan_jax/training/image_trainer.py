@@ -123,25 +123,32 @@ def train(
         config.data.name, global_batch=config.batch_size, image_size=size, seed=config.seed,
         **data_kw,
     )  # fmt: skip
+    # With n_d > 1 every D update takes its own real batch: n_d batches stacked on a new axis 0.
+    stacked = spec.n_d > 1 and not spec.reuse_real_batch
+    batch_axis = 1 if stacked else 0
     mesh = None
     if runner == "single":
         run_step = runners.single(make_train_step(spec))
     elif runner == "data_parallel":
         mesh = runners.make_mesh()
         run_step = runners.data_parallel(
-            make_train_step(spec), mesh, global_batch=config.batch_size
+            make_train_step(spec), mesh, global_batch=config.batch_size, batch_axis=batch_axis
         )
         state = runners.replicate(state, mesh)
     else:
-        run_step = runners.pmap(make_train_step(spec), global_batch=config.batch_size)
+        run_step = runners.pmap(
+            make_train_step(spec), global_batch=config.batch_size, batch_axis=batch_axis
+        )
 
-    def to_device(batch):
-        batch = {k: np.asarray(v) for k, v in batch.items() if k in ("image", "label")}
-        if not spec.conditional:
-            batch.pop("label", None)
+    def next_batch():
+        batches = [next(data_iter) for _ in range(spec.n_d if stacked else 1)]
+        keys = ("image", "label") if spec.conditional else ("image",)
+        batch = {k: np.stack([np.asarray(b[k]) for b in batches]) for k in keys}
+        if not stacked:
+            batch = {k: v[0] for k, v in batch.items()}
         if mesh is None:
             return batch
-        sharding = NamedSharding(mesh, P(runners.DATA_AXIS))
+        sharding = NamedSharding(mesh, P(*([None] * batch_axis), runners.DATA_AXIS))
         return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
     generate_fn = jax.jit(make_generate(spec))
@@ -193,7 +200,7 @@ def train(
         t_start, steps_timed = None, 0
         step, pending = start, []
         while step < config.num_steps:
-            state, metrics = run_step(state, to_device(next(data_iter)), hp)
+            state, metrics = run_step(state, next_batch(), hp)
             step += 1
             pending.append(metrics)
             if step == start + 2:  # skip compilation when timing

@@ -76,8 +76,10 @@ def data_parallel(
     global_batch: int,
     scan_steps: int | None = None,
     donate: bool = True,
+    batch_axis: int = 0,
 ) -> Callable:
-    """`jit(shard_map(step))` over `mesh`: state replicated, batch split on its leading axis.
+    """`jit(shard_map(step))` over `mesh`: state replicated, batch split on axis `batch_axis`
+    (1 for batches stacked per D update, `(n_d, B, ...)`).
 
     The per-device step must have been built from models whose BatchNorm layers use
     `axis_name=DATA_AXIS`, so statistics are averaged across devices.
@@ -96,16 +98,19 @@ def data_parallel(
         fn = jax.shard_map(
             functools.partial(step, axis_name=axis),
             mesh=mesh,
-            in_specs=(P(), P(axis), P()),
+            in_specs=(P(), P(*([None] * batch_axis), axis), P()),
             out_specs=(P(), P()),
         )
     return jax.jit(fn, donate_argnums=donate_argnums)
 
 
-def pmap(step: Callable, *, global_batch: int, num_devices: int | None = None) -> Callable:
+def pmap(
+    step: Callable, *, global_batch: int, num_devices: int | None = None, batch_axis: int = 0
+) -> Callable:
     """`jax.pmap` runner: state/hparams broadcast (`in_axes=None`), batch `(devices, B/n, ...)`.
 
-    Returns a function taking the GLOBAL batch, which it reshapes to `(n, B/n, ...)`.
+    Returns a function taking the GLOBAL batch, whose axis `batch_axis` (the examples) it splits
+    into `(n, B/n)` with the device axis moved to the front.
     """
     n = num_devices or jax.local_device_count()
     check_divisible(global_batch, n)
@@ -119,7 +124,13 @@ def pmap(step: Callable, *, global_batch: int, num_devices: int | None = None) -
 
     def run(state, batch, hp):
         if batch is not None:
-            batch = jax.tree.map(lambda x: x.reshape((n, x.shape[0] // n) + x.shape[1:]), batch)
+            ax = batch_axis
+            batch = jax.tree.map(
+                lambda x: np.moveaxis(
+                    np.reshape(x, x.shape[:ax] + (n, x.shape[ax] // n) + x.shape[ax + 1 :]), ax, 0
+                ),
+                batch,
+            )
         return mapped(state, batch, hp)
 
     return run
