@@ -6,13 +6,10 @@ import hashlib
 import json
 import os
 
-import jax
-import numpy as np
 import pytest
 
 from lsgan_jax.errors import ConfigError
-from lsgan_jax.training import build, image_trainer, mixture_trainer
-from lsgan_jax.training.checkpoint import Checkpointer
+from lsgan_jax.training import image_trainer, mixture_trainer
 
 
 def _mixture(**overrides):
