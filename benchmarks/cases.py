@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import nnx
 
 from benchmarks.flops import gan_step_flops
 from benchmarks.harness import (
@@ -27,11 +26,10 @@ from benchmarks.harness import (
     make_row,
     set_target,
 )
-from lsgan_jax import models as models_lib
 from lsgan_jax.models.layers import resolve_deconv_impl
 from lsgan_jax.training import runners
-from lsgan_jax.training.state import init_state, make_hparams, make_optimizer, unstack
-from lsgan_jax.training.step import StepSpec, latent_pool_sampler, make_train_step
+from lsgan_jax.training.state import unstack
+from lsgan_jax.training.step import latent_pool_sampler, make_train_step
 
 CASES = (
     "mixture_official",
@@ -278,41 +276,25 @@ def _adam_cfg(lr: float = 2e-4) -> ml_collections.ConfigDict:
 def _jax_image_step(
     ctx: Context, g_name: str, g_kwargs: dict, d_name: str, d_kwargs: dict, batch: int, impl: str
 ) -> Callable[[int], float]:
-    """Our image step (D then G, LSGAN 0-1-1, Adam 2e-4 β1 .5) on a fixed real batch on device."""
-    key = jax.random.PRNGKey(0)
-    dt = jnp.bfloat16 if ctx.bf16 else None
-    g = models_lib.create(
-        g_name,
-        rngs=nnx.Rngs(params=jax.random.fold_in(key, 0)),
-        deconv_impl=impl,
-        dtype=dt,
-        **g_kwargs,
-    )
-    d = models_lib.create(  # D's stride-2 conv input gradients are stride-2 transposed convs
-        d_name,
-        rngs=nnx.Rngs(params=jax.random.fold_in(key, 1)),
-        deconv_impl=impl,
-        dtype=dt,
-        **d_kwargs,
-    )
-    g_tx, d_tx = make_optimizer(_adam_cfg()), make_optimizer(_adam_cfg())
-    spec = StepSpec(
-        g_graphdef=nnx.graphdef(g),
-        d_graphdef=nnx.graphdef(d),
-        g_tx=g_tx,
-        d_tx=d_tx,
-        batch_size=batch,
-        latent_dim=g.latent_dim,
-        latent_dist=g.latent_dist,
-        loss_names=("lsgan",),
-        update="alternating",
-        compute_dtype=ctx.compute_dtype,
-    )
-    box = [init_state(g, d, g_tx, d_tx, jax.random.fold_in(key, 2))]
-    hp = make_hparams(lr_g=2e-4, lr_d=2e-4)
-    real = jax.random.uniform(jax.random.fold_in(key, 3), (batch, *g.image_shape), minval=-1.0)
+    """Our image step (D then G, LSGAN 0-1-1, Adam 2e-4 β1 .5) on a fixed real batch on device,
+    built by the trainers' own `build_image` from an image config."""
+    from experiments import image_common  # noqa: PLC0415
+    from lsgan_jax.training import build  # noqa: PLC0415
+
+    c = image_common.base_config()
+    c.model.g, c.model.d = g_name, d_name
+    # D's stride-2 conv input gradients are stride-2 transposed convs: both take `impl`.
+    c.model.g_kwargs = {**g_kwargs, "deconv_impl": impl}
+    c.model.d_kwargs = {**d_kwargs, "deconv_impl": impl}
+    c.loss, c.update_mode, c.batch_size, c.seed = "lsgan", "alternating", batch, 0
+    c.coding.update(a=0.0, b=1.0, c=1.0)
+    c.optim_g, c.optim_d = _adam_cfg(), _adam_cfg()
+    c.compute_dtype = "bfloat16" if ctx.bf16 else "float32"
+    spec, state, hp = build.build_image(c, axis_name=None)
+    box = [state]
+    image_shape = (g_kwargs["image_size"], g_kwargs["image_size"], g_kwargs["channels"])
+    real = jax.random.uniform(jax.random.PRNGKey(3), (batch, *image_shape), minval=-1.0)
     fn = runners.single(make_train_step(spec))
-    del g, d
 
     def call(chunk: int) -> float:
         for _ in range(chunk):
