@@ -53,8 +53,14 @@ VARIANTS = ("default", "official", "pacgan_ring", "pacgan_grid", "welfert", "smo
 #: Per variant: (what it runs, wall time on 2 CPU cores); shown by `--help` and
 #: `python -m experiments`.
 VARIANT_HELP = {
-    "default": ("official ring and networks, 3 seeds x {LSGAN, NS-GAN}, 8k steps", "~3 min"),
-    "official": ("xudonmao/LSGAN's protocol: 35k steps x 10 seeds per loss", "~45 min"),
+    "default": (
+        "equal-weight 8-mode ring, official networks, 3 seeds x {LSGAN, NS-GAN}, 8k steps",
+        "~3 min",
+    ),
+    "official": (
+        "xudonmao/LSGAN's protocol and data (weights 2/9, 1/9 x 7): 35k steps x 10 seeds per loss",
+        "~45 min",
+    ),
     "pacgan_ring": (
         "PacGAN protocol A on the ring: 400k steps x 10 trials (compare PacGAN Table 1)",
         "GPU",

@@ -29,6 +29,7 @@ the directory removes them (they never became checkpoints), so a rerun saves tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -49,6 +50,19 @@ log = logging.getLogger(__name__)
 CHECKSUM_ALGORITHM = "crc32"
 #: Orbax writes a save to ``<step>.orbax-checkpoint-tmp-<time>`` and renames it when complete.
 TMP_SAVE_MARKER = ".orbax-checkpoint-tmp"
+
+
+@contextlib.contextmanager
+def _orbax_logs_quiet():
+    """Silences orbax's own log records (it logs a traceback for an unreadable array file before
+    raising) while a step is read; the exception still propagates to the caller."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class CheckpointError(RuntimeError):
@@ -299,7 +313,8 @@ class Checkpointer:
             import grain  # noqa: PLC0415
 
             items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
-        out = self._mgr.restore(int(step), args=ocp.args.Composite(**items))
+        with _orbax_logs_quiet():  # a failed read is reported once, by restore_latest's warning
+            out = self._mgr.restore(int(step), args=ocp.args.Composite(**items))
         state = out["state"]
         if has_checksums:
             expected = dict(out["checksums"]["leaves"])
