@@ -598,17 +598,10 @@ def check(path: Path = RESULTS_MD, results_dir: Path = RESULTS_DIR) -> list[str]
 
 
 def _builders():
-    """(build_mixture(config), build_image(config)) from the training package, whichever API."""
-    try:
-        from lsgan_jax.training import build as b  # noqa: PLC0415
+    """(build_mixture(config), build_image(config)): the trainers' own builders."""
+    from lsgan_jax.training import build as b  # noqa: PLC0415
 
-        return b.build_mixture, lambda cfg: b.build_image(cfg, axis_name=None)
-    except ImportError:
-        from lsgan_jax.training import image_trainer, mixture_trainer  # noqa: PLC0415
-
-        return mixture_trainer.build_mixture_study, lambda cfg: image_trainer.build(
-            cfg, axis_name=None
-        )
+    return b.build_mixture, lambda cfg: b.build_image(cfg, axis_name=None)
 
 
 def measure(name: str, *, probe_steps: int = 200, probe_seeds: int = 2) -> Path:
