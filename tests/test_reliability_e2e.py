@@ -21,7 +21,6 @@ See docs/reliability.md for the guarantees these tests hold the trainer to.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from workdir_digest import tree_digest
 
 from lsgan_jax.training.checkpoint import TMP_SAVE_MARKER
 
@@ -198,17 +198,6 @@ def _json(workdir, name):
         return json.load(f)
 
 
-def _tree(workdir) -> dict[str, str]:
-    """Every file under `workdir` -> sha256 of its bytes."""
-    out = {}
-    for root, _, files in os.walk(workdir):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, workdir)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
 def _assert_equals_reference(workdir, reference) -> None:
     """The finished run in `workdir` is bitwise the uninterrupted reference run."""
     assert _complete_steps(workdir)[-1] == NUM_STEPS
@@ -366,7 +355,7 @@ def test_corrupt_newest_checkpoint_is_moved_aside_and_rerun_equals_uninterrupted
     shutil.copytree(half_run, workdir)
     step_dir = os.path.join(_ckdir(workdir), "30")
     corrupt(_largest_array_file(step_dir))
-    damaged = _tree(step_dir)
+    damaged = tree_digest(step_dir)
 
     proc = _run(jax_cache, workdir, f"--config.num_steps={NUM_STEPS}")
     assert f"Checkpoint at step 30 in {_ckdir(workdir)} is unusable" in proc.stderr, proc.stderr
@@ -376,7 +365,7 @@ def test_corrupt_newest_checkpoint_is_moved_aside_and_rerun_equals_uninterrupted
     unusable = os.path.join(workdir, "checkpoints_unusable")
     assert os.listdir(unusable) == [f"30-{reason}"]
     kept = f"30-{reason}"
-    assert _tree(os.path.join(unusable, kept)) == damaged  # moved as it was, not deleted
+    assert tree_digest(os.path.join(unusable, kept)) == damaged  # moved as it was, not deleted
     _assert_equals_reference(workdir, reference)
 
 
@@ -409,9 +398,9 @@ def test_second_process_is_refused_while_the_first_finishes_normally(
         assert _poll(holder, p1, "process 1 to take the lock") == p1.pid
         os.kill(p1.pid, signal.SIGSTOP)
         try:
-            before = _tree(workdir)
+            before = tree_digest(workdir)
             p2 = _run(jax_cache, workdir, *args, check=False)
-            after = _tree(workdir)
+            after = tree_digest(workdir)
         finally:
             os.kill(p1.pid, signal.SIGCONT)
         out1, err1 = p1.communicate(timeout=TIMEOUT)
@@ -451,7 +440,7 @@ def test_changed_config_is_refused_in_one_line_with_the_workdir_unchanged(
     tested through the Python API in tests/test_trainers.py."""
     workdir = str(tmp_path / "run")
     shutil.copytree(half_run, workdir)
-    before = _tree(workdir)
+    before = tree_digest(workdir)
     proc = _run(jax_cache, workdir, f"--config.num_steps={NUM_STEPS}", flag, check=False)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -459,4 +448,4 @@ def test_changed_config_is_refused_in_one_line_with_the_workdir_unchanged(
     assert field in lines[0] and "--config.resume=False" in lines[0], lines[0]
     assert "num_steps:" not in lines[0]  # a larger num_steps is not a change that blocks resume
     assert proc.stdout == ""
-    assert _tree(workdir) == before
+    assert tree_digest(workdir) == before

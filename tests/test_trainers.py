@@ -2,11 +2,11 @@
 resume that leaves a refused workdir byte-identical, a finished run that writes nothing new, and
 one teardown on every exit path (real trainers on tiny configs, no mocks)."""
 
-import hashlib
 import json
 import os
 
 import pytest
+from workdir_digest import tree_digest
 
 from lsgan_jax.errors import ConfigError
 from lsgan_jax.training import image_trainer, mixture_trainer
@@ -36,17 +36,6 @@ def _digits(tmp_path, monkeypatch, **overrides):
     config.eval_every = 0
     config.update(overrides)
     return config
-
-
-def _tree(workdir) -> dict[str, str]:
-    """Every file under `workdir` -> sha256 of its bytes (the lock file's holder aside)."""
-    out = {}
-    for root, _, files in os.walk(workdir):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, workdir)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def _open_files_under(path) -> list[str]:
@@ -158,7 +147,7 @@ def test_mixture_resume_is_config_checked(tmp_path, capsys):
     assert first["config"]["num_steps"] == 20 and first["config"]["batch_size"] == 64
     stored = json.load(open(os.path.join(wd, "config.json")))
     assert stored["losses"] == ["lsgan", "nsgan"] and stored["model"]["d_kwargs"] == {"hidden": 32}
-    before = _tree(wd)
+    before = tree_digest(wd)
     for overrides, field in [
         ({"batch_size": 32}, "batch_size: 64 → 32"),
         ({"model__d_kwargs": {"hidden": 16}}, "model.d_kwargs.hidden: 32 → 16"),
@@ -170,13 +159,13 @@ def test_mixture_resume_is_config_checked(tmp_path, capsys):
             mixture_trainer.train(_mixture(**overrides), wd)
         msg = str(err.value)
         assert field in msg and "--config.resume=False" in msg and "another --workdir" in msg
-        assert _tree(wd) == before, overrides
+        assert tree_digest(wd) == before, overrides
 
     # A finished run: the stored summary, nothing written (no extra rows, no new files).
     assert mixture_trainer.train(_mixture(), wd) == json.load(
         open(os.path.join(wd, "summary.json"))
     )
-    assert _tree(wd) == before
+    assert tree_digest(wd) == before
 
     # More steps (and another checkpoint cadence) resume from step 20.
     capsys.readouterr()
@@ -187,10 +176,10 @@ def test_mixture_resume_is_config_checked(tmp_path, capsys):
     assert steps == sorted(set(steps)) and steps[-1] == 40  # every step once
 
     # Fewer steps than the checkpoint: refused, nothing written.
-    before = _tree(wd)
+    before = tree_digest(wd)
     with pytest.raises(ConfigError, match="num_steps=20 is below the checkpoint's step 40"):
         mixture_trainer.train(_mixture(), wd)
-    assert _tree(wd) == before
+    assert tree_digest(wd) == before
 
     # An explicit fresh start moves the old run aside (kept, not deleted).
     fresh = mixture_trainer.train(_mixture(resume=False, batch_size=32), wd)
@@ -212,14 +201,14 @@ def test_image_finished_rerun_writes_nothing_and_changed_loss_is_refused(tmp_pat
     summary = image_trainer.train(config, wd, evaluators={"toy": evaluator})
     assert calls == [4] and summary["final"] == {"step": 4, "toy/score": 4.0}
     assert summary["config"]["resume"] is True
-    before = _tree(wd)
+    before = tree_digest(wd)
     again = image_trainer.train(config, wd, evaluators={"toy": evaluator})
     assert again == json.load(open(os.path.join(wd, "summary.json")))
-    assert calls == [4] and _tree(wd) == before  # no extra evaluation row, nothing rewritten
+    assert calls == [4] and tree_digest(wd) == before  # no extra evaluation row, nothing rewritten
     config.loss = "nsgan"
     with pytest.raises(ConfigError, match='loss: "lsgan" → "nsgan"'):
         image_trainer.train(config, wd)
-    assert _tree(wd) == before
+    assert tree_digest(wd) == before
 
 
 # --------------------------------------------------------------------------------------------
