@@ -46,7 +46,6 @@ from lsgan_jax.training.step import (
     GP_KINDS,
     UPDATE_MODES,
     StepSpec,
-    compute_dtype,
     latent_pool_sampler,
     make_generate,
     sample_latent,
@@ -83,6 +82,20 @@ class ImageGAN(NamedTuple):
     spec: StepSpec
     state: TrainState
     hparams: Hparams
+
+
+#: Mixed-precision choices of `config.compute_dtype` -> the dtype the models compute in.
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(config: Any):
+    """Mixed precision from a config: `config.compute_dtype` "bfloat16" runs the models'
+    matmuls/convolutions in bf16 while parameters, optimizer states, BatchNorm statistics and
+    losses stay float32 (returns the dtype to pass to the models, or None for float32)."""
+    name = config.get("compute_dtype", "float32")
+    if name not in COMPUTE_DTYPES:
+        raise ConfigError(f"compute_dtype={name!r}; choose one of {sorted(COMPUTE_DTYPES)}.")
+    return COMPUTE_DTYPES[name]
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,6 +352,21 @@ def build_mixture(
 # --------------------------------------------------------------------------------------------
 
 
+def choose_runner(config: ml_collections.ConfigDict) -> tuple[str, int]:
+    """(runner, device count) of an image config: "auto" is data parallel on more than one
+    device; a global batch that does not divide across the devices is a ConfigError."""
+    n = jax.device_count()
+    runner = config.runner
+    if runner == "auto":
+        runner = "data_parallel" if n > 1 else "single"
+    if runner in ("data_parallel", "pmap") and config.batch_size % n:
+        raise ConfigError(
+            f"The global batch size {config.batch_size} does not divide across {n} devices; "
+            f"use a multiple of {n} (--config.batch_size=...) or fewer devices."
+        )
+    return runner, n
+
+
 def build_image(
     config: ml_collections.ConfigDict,
     *,
@@ -412,6 +440,7 @@ __all__ = [
     "build_mixture",
     "create_models",
     "make_spec",
+    "choose_runner",
     "validate_image",
     "validate_mixture",
 ]

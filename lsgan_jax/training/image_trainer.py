@@ -43,7 +43,7 @@ from lsgan_jax.errors import ConfigError
 from lsgan_jax.evaluators.sampling import to_signed_unit
 from lsgan_jax.training import guards, runners
 from lsgan_jax.training import workdir as workdir_lib
-from lsgan_jax.training.build import build_image, validate_image
+from lsgan_jax.training.build import build_image, choose_runner, validate_image
 from lsgan_jax.training.step import make_generate, make_train_step, sample_latent
 
 #: Config fields that may differ from the stored run on resume.
@@ -100,7 +100,7 @@ def train(
     # ---- build -----------------------------------------------------------------------------------
     validate_image(config)
     workdir_lib.check_workdir_writable(workdir)
-    runner, n_dev = _choose_runner(config)
+    runner, n_dev = choose_runner(config)
     from lsgan_jax.data import images  # noqa: PLC0415  (TFDS/grain only for image runs)
 
     size = config.data.image_size
@@ -126,19 +126,17 @@ def train(
     # With n_d > 1 every D update takes its own real batch: n_d batches stacked on a new axis 0.
     stacked = spec.n_d > 1 and not spec.reuse_real_batch
     batch_axis = 1 if stacked else 0
-    mesh = None
+    mesh, train_step = None, make_train_step(spec)
     if runner == "single":
-        run_step = runners.single(make_train_step(spec))
+        run_step = runners.single(train_step)
     elif runner == "data_parallel":
         mesh = runners.make_mesh()
         run_step = runners.data_parallel(
-            make_train_step(spec), mesh, global_batch=config.batch_size, batch_axis=batch_axis
+            train_step, mesh, global_batch=config.batch_size, batch_axis=batch_axis
         )
         state = runners.replicate(state, mesh)
     else:
-        run_step = runners.pmap(
-            make_train_step(spec), global_batch=config.batch_size, batch_axis=batch_axis
-        )
+        run_step = runners.pmap(train_step, global_batch=config.batch_size, batch_axis=batch_axis)
 
     def next_batch():
         batches = [next(data_iter) for _ in range(spec.n_d if stacked else 1)]
@@ -258,19 +256,6 @@ def train(
     if jax.process_index() == 0:
         guards.write_json(os.path.join(workdir, guards.SUMMARY), summary)
     return summary
-
-
-def _choose_runner(config: ml_collections.ConfigDict) -> tuple[str, int]:
-    n = jax.device_count()
-    runner = config.runner
-    if runner == "auto":
-        runner = "data_parallel" if n > 1 else "single"
-    if runner in ("data_parallel", "pmap") and config.batch_size % n:
-        raise ConfigError(
-            f"The global batch size {config.batch_size} does not divide across {n} devices; "
-            f"use a multiple of {n} (--config.batch_size=...) or fewer devices."
-        )
-    return runner, n
 
 
 # Metrics where larger is better; everything else is "lower is better".

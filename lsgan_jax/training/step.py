@@ -137,21 +137,6 @@ class StepSpec:
             losses_lib.get_loss_pair(name)  # raises a clear ValueError on a typo
 
 
-COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
-
-
-def compute_dtype(config: Any):
-    """Mixed precision from a config: `config.compute_dtype` "bfloat16" runs the models'
-    matmuls/convolutions in bf16 while parameters, optimizer states, BatchNorm statistics and
-    losses stay float32 (returns the dtype to pass to the models, or None for float32)."""
-    from lsgan_jax.errors import ConfigError  # noqa: PLC0415
-
-    name = config.get("compute_dtype", "float32")
-    if name not in COMPUTE_DTYPES:
-        raise ConfigError(f"compute_dtype={name!r}; choose one of {sorted(COMPUTE_DTYPES)}.")
-    return COMPUTE_DTYPES[name]
-
-
 def latent_pool_sampler(pool: jax.Array) -> Callable[[jax.Array, int], jax.Array]:
     """`(key, n) -> n rows of `pool` drawn uniformly with replacement`: a fixed latent set.
 
