@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from lsgan_jax.errors import NonFiniteError
+from lsgan_jax.errors import ConfigError, NonFiniteError
 from lsgan_jax.training import build, image_trainer, runners
 from lsgan_jax.training.checkpoint import Checkpointer
 
@@ -293,7 +293,7 @@ def test_inception_evaluator_in_loop_with_cached_reference(tmp_path, monkeypatch
         image_common.run(config, str(tmp_path / "bad"))
     config.evals = ("inception",)
     config.fid.weights = str(tmp_path / "missing.pth")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match="does not exist"):  # a ValueError: one line at the CLI
         image_common.run(config, str(tmp_path / "noweights"))
 
 
@@ -327,3 +327,22 @@ def test_n_d_takes_a_fresh_real_batch_per_d_update_on_every_runner(tmp_path, mon
         np.testing.assert_allclose(a, b, atol=8 * 2e-4)
     reused, _ = run("reuse", runner="single", reuse_real_batch=True)
     assert any(not np.array_equal(a, b) for a, b in zip(single, reused, strict=True))
+
+
+def test_missing_fid_weights_file_is_one_clear_error(tmp_path):
+    """`evals=("inception",)` with a weights path that does not exist: exit 2, the message says
+    how to get the file, no traceback, and no workdir is created (evaluators are built first)."""
+    wd = tmp_path / "run"
+    proc = _run(
+        tmp_path,
+        "experiments.digits",
+        "--variant=smoke",
+        f"--workdir={wd}",
+        "--config.evals=('inception',)",
+        f"--config.fid.weights={tmp_path / 'missing.pth'}",
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "does not exist" in proc.stderr and "curl -L" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not wd.exists()

@@ -40,7 +40,7 @@ import numpy as np
 
 from lsgan_jax.errors import ConfigError
 from lsgan_jax.evaluators import sampling
-from lsgan_jax.metrics import image_metrics
+from lsgan_jax.metrics import fid_weights, image_metrics
 from lsgan_jax.metrics.inception import InceptionFeatureExtractor
 
 #: Generated images per evaluation and the seed of their latents when a config does not set
@@ -73,7 +73,10 @@ def _kid_path(stats_path: Any) -> Any:
 def _extractor(weights: str, batch_size: int) -> InceptionFeatureExtractor:
     if weights == "random":
         return InceptionFeatureExtractor.random(0, batch_size=batch_size)
-    return InceptionFeatureExtractor.pytorch_fid(weights or None, batch_size=batch_size)
+    try:
+        return InceptionFeatureExtractor.pytorch_fid(weights or None, batch_size=batch_size)
+    except fid_weights.WeightsUnavailableError as e:  # a user fix (fetch the file), not a crash
+        raise ConfigError(f"config.fid.weights: {e}") from e
 
 
 class InceptionEvaluator:
