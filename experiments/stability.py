@@ -20,7 +20,7 @@ RMSProp). The official runs and the extra settings here (one per name in ``confi
 | ``BN_GD_sigmoid_rms`` | NS-GAN | none | RMSProp(2e-4) | official |
 | ``BN_G_ls_chi2_adam`` | LSGAN (−1, 1, 0) | D only | Adam(2e-4, β1 .5) | TPAMI coding |
 | ``BN_GD_ls01_rms`` | LSGAN (0, 1, 1) | none | RMSProp(2e-4) | ICCV coding |
-| ``BN_GD_lsgp_adam`` | LSGAN-GP (0, 1, 1) + λ·DRAGAN GP | none | Adam(1e-4, .5, .9) | TPAMI |
+| ``BN_GD_lsgp_adam`` | LSGAN-GP (0, 1, 1) + λ·DRAGAN GP | none (LayerNorm in D) | Adam(1e-4, .5, .9) | TPAMI |
 
 RMSProp is TF1's ``RMSPropOptimizer`` (decay 0.9, momentum 0, ε 1e-10, accumulator initialised at
 1.0). LSGAN-GP is improved_LSGAN ``difficult_architectures/*/gan_64x64.py`` mode ``lsgan-gp``:
@@ -28,8 +28,9 @@ penalty ``E[(‖∇D(x̂)‖ − 1)²]`` on perturbed real data ``x̂ = x + α·
 :func:`lsgan_jax.training.step.dragan_penalty`), weight ``λ = 150`` on the official ½·**sum** loss
 scale (``config.lsgp.gp_weight``; the train step divides it by the batch size to match our
 ½·**mean** losses, so it is right at every batch size; every image experiment has the same
-penalty as ``--config.gp=dragan --config.gp_weight=150``); the official D uses LayerNorm in place of BN, ours has no
-normalization (``d_batchnorm=False``); one D step per G step (the official ``others/``
+penalty as ``--config.gp=dragan --config.gp_weight=150``); D uses LayerNorm in place of BN,
+as the official D does (``config.lsgp.layer_norm``; False runs D without normalization);
+one D step per G step (the official ``others/``
 architectures; 2 for its 101-layer ResNet).
 
 Variants:
@@ -172,8 +173,10 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     )
     # LSGAN-GP: official LAMBDA=150 on the 1/2-sum loss scale; the step divides by the batch
     # size (StepSpec.gp_weight_scale="sum"), so it is right at every batch size.
+    # layer_norm: LayerNorm in D where BN would be (the official LSGAN-GP D); False: none.
     c.lsgp = ml_collections.ConfigDict(
-        {"gp_weight": 150.0, "gp_scale": 30.0, "lr": 1e-4, "b1": 0.5, "b2": 0.9, "n_d": 1}
+        {"gp_weight": 150.0, "gp_scale": 30.0, "lr": 1e-4, "b1": 0.5, "b2": 0.9, "n_d": 1,
+         "layer_norm": True}  # fmt: skip
     )
     c.num_steps = 1_000
     c.eval_every = 250
@@ -259,6 +262,7 @@ def run_config(
     if s.gp:
         c.gp, c.gp_weight, c.gp_scale = "dragan", config.lsgp.gp_weight, config.lsgp.gp_scale
         c.n_d = int(config.lsgp.n_d)
+        c.model.d_kwargs["d_layernorm"] = bool(config.lsgp.layer_norm)
     else:
         c.gp, c.gp_weight = "", 0.0
     c.setting = name

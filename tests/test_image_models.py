@@ -628,3 +628,41 @@ def test_bfloat16_compute_with_float32_params(key):
     chex.assert_shape(logits, (4, 1))
     chex.assert_tree_all_finite(logits)
     assert {x.dtype for x in jax.tree.leaves(nnx.state(d, nnx.BatchStat))} == {jnp.dtype("float32")}
+
+
+def _official_layernorm(h, gamma, beta, eps=1e-5):
+    """improved_wgan_training ``Layernorm(norm_axes=[1, 2, 3])`` in NumPy (NHWC here)."""
+    axes = tuple(range(1, h.ndim))
+    mean = h.mean(axis=axes, keepdims=True)
+    var = ((h - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (h - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 4, 8), (3, 16)])
+def test_layer_norm_matches_the_official_layernorm(shape):
+    rng = np.random.default_rng(0)
+    h = rng.normal(2.0, 3.0, size=shape).astype(np.float32)
+    ln = layers.layer_norm(shape[-1], ndim=len(shape), dtype=None, rngs=nnx.Rngs(0))
+    gamma = rng.normal(1.0, 0.1, size=shape[-1]).astype(np.float32)
+    beta = rng.normal(0.0, 0.1, size=shape[-1]).astype(np.float32)
+    ln.scale[...], ln.bias[...] = jnp.asarray(gamma), jnp.asarray(beta)
+    np.testing.assert_allclose(ln(jnp.asarray(h)), _official_layernorm(h, gamma, beta),
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["dcgan_d", "digit_d"])
+def test_layernorm_discriminator_is_per_sample(name):
+    """LN in D (the LSGAN-GP D): no BatchNorm, one LN per former BN, and each sample's logit
+    depends on that sample only (what the per-sample gradient penalty needs)."""
+    kw = {"dcgan_d": dict(image_size=16, channels=1, base_features=8, num_layers=2),
+          "digit_d": dict(image_size=16, features=(4, 8), hidden=16)}[name]  # fmt: skip
+    d = models.create(name, rngs=nnx.Rngs(0), d_batchnorm=False, d_layernorm=True, **kw)
+    assert count_batchnorms(d) == 0 and jax.tree.leaves(nnx.state(d, nnx.BatchStat)) == []
+    lns = [m for _, m in nnx.iter_graph(d) if isinstance(m, nnx.LayerNorm)]
+    assert len(lns) == count_batchnorms(models.create(name, rngs=nnx.Rngs(0), **kw))
+    x = jax.random.uniform(jax.random.key(1), (4, 16, 16, 1), minval=-1, maxval=1)
+    full = d(x, train=True)
+    np.testing.assert_allclose(d(x[:1], train=True), full[:1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d(x, train=False), full, rtol=1e-6)
+    with pytest.raises(ValueError, match="d_batchnorm=False"):
+        models.create(name, rngs=nnx.Rngs(0), d_layernorm=True, **kw)

@@ -149,7 +149,10 @@ def test_settings_map_to_the_official_runs():
     # official LAMBDA = 150 on the ½·Σ loss scale (StepSpec.gp_weight_scale="sum" divides by B)
     assert c.gp == "dragan" and c.gp_weight == pytest.approx(150.0) and c.gp_scale == 30.0
     assert (c.optim_d.lr, c.optim_d.b2) == (1e-4, 0.9)
-    assert not c.model.d_kwargs["d_batchnorm"]
+    assert not c.model.d_kwargs["d_batchnorm"] and c.model.d_kwargs["d_layernorm"]  # official D
+    config.lsgp.layer_norm = False  # the switch: D without normalization
+    assert not stability.run_config(config, "BN_GD_lsgp_adam", 0).model.d_kwargs["d_layernorm"]
+    assert "d_layernorm" not in stability.run_config(config, "BN_GD_ls_rms", 0).model.d_kwargs
     paper = stability.get_config("paper")
     assert paper.data.name == "lsun/bedroom" and paper.data.image_size == 64
     assert paper.model.g_kwargs["latent_dim"] == 1024 and paper.batch_size == 64

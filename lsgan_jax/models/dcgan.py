@@ -58,6 +58,7 @@ from lsgan_jax.models.layers import (
     check_int,
     check_latent,
     conv2d,
+    layer_norm,
     linear,
     lrelu,
     resolve_deconv_impl,
@@ -86,6 +87,16 @@ def _check_latent_dist(value: Any) -> str:
     if value not in LATENT_DISTS:
         raise ValueError(f"latent_dist must be one of {LATENT_DISTS}, got {value!r}.")
     return value
+
+
+def _check_norms(d_batchnorm: Any, d_layernorm: Any) -> bool:
+    """Returns ``bool(d_batchnorm)``; refuses BatchNorm and LayerNorm together."""
+    if d_batchnorm and d_layernorm:
+        raise ValueError(
+            "d_layernorm=True replaces BatchNorm in D: also set d_batchnorm=False "
+            "(e.g. --config.model.d_kwargs.d_batchnorm=False)."
+        )
+    return bool(d_batchnorm)
 
 
 def _check_kernel(kernel_size: Any) -> int:
@@ -260,6 +271,7 @@ class DCGANDiscriminator(nnx.Module):
         kernel_size: int = 5,
         num_layers: int = 4,
         d_batchnorm: bool = True,
+        d_layernorm: bool = False,
         bn_scale_std: float = 0.0,
         spectral_norm: bool = False,
         deconv_impl: str = "auto",
@@ -277,6 +289,8 @@ class DCGANDiscriminator(nnx.Module):
           kernel_size: Conv kernel (official 5).
           num_layers: Number of stride-2 convs (official 4).
           d_batchnorm: False removes every BatchNorm (ICCV ``BN_GD_*`` runs).
+          d_layernorm: LayerNorm over (H, W, C) where BatchNorm would be (:func:`layers.
+            layer_norm`), as the LSGAN-GP code's D; needs ``d_batchnorm=False``.
           bn_scale_std: BN gamma ~ N(1, std^2); 0 -> gamma = 1.
           spectral_norm: Spectrally normalize every conv and the linear layer (Miyato et al.,
             2018; :mod:`lsgan_jax.models.spectral_norm`); not in the official code. Usually
@@ -296,7 +310,8 @@ class DCGANDiscriminator(nnx.Module):
         num_layers = check_int("num_layers", num_layers)
         self.image_shape = (image_size, image_size, channels)
         self.num_classes = 0
-        self.batchnorm = bool(d_batchnorm)
+        self.batchnorm = _check_norms(d_batchnorm, d_layernorm)
+        self.layernorm = bool(d_layernorm)
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         widths = [base_features * 2**j for j in range(num_layers)]
         ins = [channels] + widths[:-1]
@@ -310,14 +325,14 @@ class DCGANDiscriminator(nnx.Module):
                 for i, o in zip(ins, widths, strict=True)
             ]
         )
-        self.norms = nnx.List(
-            [
+        if self.batchnorm:
+            norms = [
                 batch_norm(o, axis_name=axis_name, scale_std=bn_scale_std, **common)
                 for o in widths[1:]
             ]
-            if self.batchnorm
-            else []
-        )
+        else:
+            norms = [layer_norm(o, **common) for o in widths[1:]] if self.layernorm else []
+        self.norms = nnx.List(norms)
         final = _ceil_div(image_size, 2**num_layers)
         self.out = maybe_spectral_norm(
             linear(final * final * widths[-1], 1, **common), spectral_norm, rngs=rngs
@@ -341,6 +356,8 @@ class DCGANDiscriminator(nnx.Module):
             h = call(conv, h, train=train)
             if j > 0 and self.batchnorm:
                 h = self.norms[j - 1](h, use_running_average=not train)
+            elif j > 0 and self.layernorm:
+                h = self.norms[j - 1](h)
             h = lrelu(h)
         return call(self.out, h.reshape(h.shape[0], -1), train=train)
 
@@ -381,6 +398,7 @@ class DigitDiscriminator(nnx.Module):
         hidden: int = 500,
         kernel_size: int = 5,
         d_batchnorm: bool = True,
+        d_layernorm: bool = False,
         bn_scale_std: float = 0.0,
         spectral_norm: bool = False,
         deconv_impl: str = "auto",
@@ -398,6 +416,8 @@ class DigitDiscriminator(nnx.Module):
           hidden: Width of the hidden linear layer (official 500).
           kernel_size: Conv kernel (official 5).
           d_batchnorm: False removes both BatchNorms.
+          d_layernorm: LayerNorm in their place (over every axis but the batch, as
+            :func:`layers.layer_norm`); needs ``d_batchnorm=False``.
           bn_scale_std: BN gamma ~ N(1, std^2); 0 -> gamma = 1.
           spectral_norm: Spectrally normalize both convs and both linear layers (Miyato et al.,
             2018; :mod:`lsgan_jax.models.spectral_norm`); not in the official code.
@@ -417,7 +437,7 @@ class DigitDiscriminator(nnx.Module):
         kernel_size = _check_kernel(kernel_size)
         self.image_shape = (image_size, image_size, channels)
         self.num_classes = 0
-        self.batchnorm = bool(d_batchnorm)
+        self.batchnorm = _check_norms(d_batchnorm, d_layernorm)
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         bn_kw = dict(axis_name=axis_name, scale_std=bn_scale_std, **common)
         sn = dict(enabled=spectral_norm, rngs=rngs)
@@ -427,8 +447,13 @@ class DigitDiscriminator(nnx.Module):
         final = _ceil_div(image_size, 4)
         self.hidden = maybe_spectral_norm(linear(final * final * f2, hidden, **common), **sn)
         self.out = maybe_spectral_norm(linear(hidden, 1, **common), **sn)
-        self.norm2 = batch_norm(f2, **bn_kw) if self.batchnorm else None
-        self.norm3 = batch_norm(hidden, **bn_kw) if self.batchnorm else None
+        if self.batchnorm:
+            self.norm2, self.norm3 = batch_norm(f2, **bn_kw), batch_norm(hidden, **bn_kw)
+        elif d_layernorm:
+            self.norm2 = layer_norm(f2, **common)
+            self.norm3 = layer_norm(hidden, ndim=2, **common)
+        else:
+            self.norm2 = self.norm3 = None
 
     def __call__(
         self, x: jax.Array, *, labels: jax.Array | None = None, train: bool = True
@@ -440,9 +465,9 @@ class DigitDiscriminator(nnx.Module):
         h = lrelu(call(self.conv1, x, train=train))
         h = call(self.conv2, h, train=train)
         if self.norm2 is not None:
-            h = self.norm2(h, use_running_average=ura)
+            h = self.norm2(h, use_running_average=ura) if self.batchnorm else self.norm2(h)
         h = lrelu(h).reshape(x.shape[0], -1)
         h = call(self.hidden, h, train=train)
         if self.norm3 is not None:
-            h = self.norm3(h, use_running_average=ura)
+            h = self.norm3(h, use_running_average=ura) if self.batchnorm else self.norm3(h)
         return call(self.out, lrelu(h), train=train)

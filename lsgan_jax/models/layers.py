@@ -86,6 +86,7 @@ __all__ = [
     "conv_transpose",
     "count_batchnorms",
     "count_params",
+    "layer_norm",
     "linear",
     "lrelu",
     "resolve_deconv_impl",
@@ -215,6 +216,44 @@ def batch_norm(
         use_fast_variance=False,
         axis_name=axis_name,
         scale_init=scale_init,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        rngs=rngs,
+    )
+
+
+def layer_norm(
+    num_features: int,
+    *,
+    ndim: int = 4,
+    dtype: Dtype | None,
+    param_dtype: Dtype = jnp.float32,
+    rngs: nnx.Rngs,
+) -> nnx.LayerNorm:
+    """Layer normalization of a D's feature map, as the LSGAN-GP code does it.
+
+    ``y = (h - mean(h)) / sqrt(var(h) + 1e-5) * gamma + beta`` with the mean and the
+    (two-pass) variance over every axis but the batch, i.e. over (H, W, C) of an NHWC map or
+    over the features of a ``(B, F)`` matrix, and a learned ``gamma`` (ones) and ``beta``
+    (zeros) per channel (last axis). This is ``lib.ops.layernorm.Layernorm(norm_axes=[1, 2, 3])``
+    on NCHW maps in igul222/improved_wgan_training, which xudonmao/improved_LSGAN
+    ``difficult_architectures/*/gan_64x64.py`` uses in D for its ``lsgan-gp`` and ``wgan-gp``
+    modes in place of BatchNorm (a per-sample normalization keeps the per-sample gradient
+    penalty meaningful). It has no running statistics, so ``train`` does not change it.
+
+    Args:
+      num_features: Size of the last (channel) axis.
+      ndim: Rank of the input: 4 for NHWC maps, 2 for ``(B, F)`` matrices.
+      dtype: Computation dtype.
+      param_dtype: Dtype of gamma and beta (float32).
+      rngs: Initialization RNG streams.
+    """
+    return nnx.LayerNorm(
+        num_features,
+        epsilon=1e-5,
+        reduction_axes=tuple(range(1 - ndim, 0)),
+        feature_axes=-1,
+        use_fast_variance=False,
         dtype=dtype,
         param_dtype=param_dtype,
         rngs=rngs,

@@ -291,7 +291,8 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
                     raise ValueError(
                         "gp='dragan' (LSGAN-GP) needs a discriminator without BatchNorm: the "
                         "penalty differentiates D per sample (the official code swaps BN for "
-                        "LayerNorm in D). Use e.g. --config.model.d_kwargs.d_batchnorm=False."
+                        "LayerNorm in D). Use e.g. --config.model.d_kwargs.d_batchnorm=False "
+                        "(and d_layernorm=True for the official D)."
                     )
                 gp = dragan_penalty(
                     lambda xh: call(disc, xh, labels),
