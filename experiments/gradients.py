@@ -76,7 +76,6 @@ import numpy as np
 import optax
 from flax import nnx
 
-from experiments import mixture
 from lsgan_jax import cli, losses, viz
 from lsgan_jax import models as models_lib
 from lsgan_jax.training import metrics_log as train_logging
@@ -121,7 +120,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
 
     Returns:
         The experiment config. ``part1`` holds the fixed-D study, ``part2.mixture`` a full
-        :func:`experiments.mixture.get_config` config for the training study.
+        :func:`lsgan_jax.training.mixture_trainer.default_config` config for the training study.
 
     Raises:
         ValueError: unknown variant.
@@ -148,7 +147,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
             "seed": 0,
         }
     )
-    m = mixture.get_config("smoke" if variant == "smoke" else "default")
+    m = mixture_trainer.default_config()  # the default mixture study, shortened
     m.seeds = 2
     m.num_steps = 2_500
     m.eval_every = 100
@@ -162,6 +161,10 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
         m.num_steps = 40
         m.eval_every = 10
         m.checkpoint_every = 40
+        m.batch_size = 64  # the mixture study's smoke networks
+        m.num_eval_samples = 256
+        m.model.g_kwargs = {"latent_dim": 16, "hidden": 32}
+        m.model.d_kwargs = {"hidden": 32}
     c.part2 = ml_collections.ConfigDict({"enabled": True, "last_fraction": 0.2, "mixture": m})
     return c
 

@@ -73,49 +73,8 @@ VARIANT_HELP = {
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     """Configs as code; `variant` picks a named protocol (see the module docstring)."""
-    c = ml_collections.ConfigDict()
-    c.variant = variant
-    c.losses = ("lsgan", "nsgan")
-    c.seeds = 3
-    c.coding = ml_collections.ConfigDict({"a": 0.0, "b": 1.0, "c": 1.0})  # ZERO_ONE, as ls.py
-    # Default data: PacGAN's ring, 8 equal-weight modes (the same 8 centres as the official ring,
-    # which instead weights the (0, 1) mode 2/9: see `official` below and docs/protocols.md).
-    c.data = ml_collections.ConfigDict(
-        {
-            "name": "ring",
-            "label": "ring: 8 equal-weight modes, radius 1, std 0.01",
-            "kwargs": {"radius": 1.0, "std": 0.01},
-            "dataset_size": 0,  # 0: fresh samples every step (official); >0: a fixed dataset (PacGAN)
-            "dataset_seed": 1234,
-            # 0: fresh latents every step (official, PacGAN); >0: a fixed latent set (Welfert)
-            "latent_pool_size": 0,
-        }
-    )
-    c.model = ml_collections.ConfigDict(
-        {"g": "mixture_mlp_g", "g_kwargs": {}, "d": "mixture_mlp_d", "d_kwargs": {}}
-    )
-    c.optim_g = ml_collections.ConfigDict(
-        {"name": "adam", "lr": 1e-3, "b1": 0.5, "b2": 0.999, "eps": 1e-8}
-    )
-    c.optim_d = ml_collections.ConfigDict(
-        {"name": "adam", "lr": 1e-4, "b1": 0.5, "b2": 0.999, "eps": 1e-8}
-    )
-    c.update_mode = "simultaneous"
-    c.n_d = 1
-    c.batch_size = 512
-    c.num_steps = 8_000
-    c.eval_every = 500
-    c.snapshot_steps = (0, 2_000, 4_000, 6_000, 8_000)
-    c.checkpoint_every = 2_000
-    c.num_eval_samples = 2_500
-    c.eval_seed = 2333
-    c.ema_decay = 0.0
-    c.nan_policy = "stop"
-    c.compute_dtype = "float32"  # "bfloat16" for GPU/TPU: bf16 compute, float32 params/losses
-    c.shard_runs = True
-    c.keep_checkpoints = 2
-    c.resume = True  # False: move an earlier run in --workdir aside (never deleted), start afresh
-
+    c = ml_collections.ConfigDict({"variant": variant})
+    c.update(mixture_trainer.default_config())  # the official networks on the equal-weight ring
     if variant == "official":
         # The official data: ls.py's sample_mog(n_mixture=9) repeats the (0, 1) centre.
         c.data.name = "official_ring"

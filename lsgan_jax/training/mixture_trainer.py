@@ -54,6 +54,63 @@ RESUMABLE = frozenset(
 )
 
 
+def default_config() -> ml_collections.ConfigDict:
+    """The mixture trainer's default config: the default study of ``experiments.mixture``.
+
+    xudonmao/LSGAN's mixture networks (``mixture_mlp_g`` / ``mixture_mlp_d``), optimizers
+    (Adam, G 1e-3, D 1e-4, β1 0.5) and simultaneous updates, on PacGAN's equal-weight 8-mode ring
+    (radius 1, std 0.01), 3 seeds × {LSGAN (0, 1, 1), NS-GAN}, batch 512, 8,000 steps. The
+    experiments derive their protocols from it (``docs/protocols.md``); a user of the installed
+    package (which does not ship ``experiments``) starts here::
+
+        config = mixture_trainer.default_config()
+        config.num_steps = 2_000
+        summary = mixture_trainer.train(config, "/tmp/ring")
+    """
+    c = ml_collections.ConfigDict()
+    c.losses = ("lsgan", "nsgan")
+    c.seeds = 3
+    c.coding = ml_collections.ConfigDict({"a": 0.0, "b": 1.0, "c": 1.0})  # ZERO_ONE, as ls.py
+    # Default data: PacGAN's ring, 8 equal-weight modes (the same 8 centres as the official ring,
+    # which instead weights the (0, 1) mode 2/9: `experiments.mixture --variant=official`).
+    c.data = ml_collections.ConfigDict(
+        {
+            "name": "ring",
+            "label": "ring: 8 equal-weight modes, radius 1, std 0.01",
+            "kwargs": {"radius": 1.0, "std": 0.01},
+            "dataset_size": 0,  # 0: fresh samples every step (official); >0: a fixed dataset (PacGAN)
+            "dataset_seed": 1234,
+            # 0: fresh latents every step (official, PacGAN); >0: a fixed latent set (Welfert)
+            "latent_pool_size": 0,
+        }
+    )
+    c.model = ml_collections.ConfigDict(
+        {"g": "mixture_mlp_g", "g_kwargs": {}, "d": "mixture_mlp_d", "d_kwargs": {}}
+    )
+    c.optim_g = ml_collections.ConfigDict(
+        {"name": "adam", "lr": 1e-3, "b1": 0.5, "b2": 0.999, "eps": 1e-8}
+    )
+    c.optim_d = ml_collections.ConfigDict(
+        {"name": "adam", "lr": 1e-4, "b1": 0.5, "b2": 0.999, "eps": 1e-8}
+    )
+    c.update_mode = "simultaneous"
+    c.n_d = 1
+    c.batch_size = 512
+    c.num_steps = 8_000
+    c.eval_every = 500
+    c.snapshot_steps = (0, 2_000, 4_000, 6_000, 8_000)
+    c.checkpoint_every = 2_000
+    c.num_eval_samples = 2_500
+    c.eval_seed = 2333
+    c.ema_decay = 0.0
+    c.nan_policy = "stop"
+    c.compute_dtype = "float32"  # "bfloat16" for GPU/TPU: bf16 compute, float32 params/losses
+    c.shard_runs = True
+    c.keep_checkpoints = 2
+    c.resume = True  # False: move an earlier run in --workdir aside (never deleted), start afresh
+    return c
+
+
 def train(
     config: ml_collections.ConfigDict, workdir: str, *, points: list[dict] | None = None
 ) -> dict:
