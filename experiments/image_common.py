@@ -83,10 +83,8 @@ def make_smoke(c: ml_collections.ConfigDict, *, g_kwargs: dict, d_kwargs: dict) 
 def run(config: ml_collections.ConfigDict, workdir: str, *, evaluators=None) -> dict:
     """Trains with `lsgan_jax.training.image_trainer.train` and prints what it wrote.
 
-    `evaluators` default to those named in `config.evals`.
+    `evaluators` default to those named in `config.evals` (the trainer builds them).
     """
-    if evaluators is None:
-        evaluators = make_evaluators(config)
     summary = image_trainer.train(config, workdir, evaluators=evaluators)
     if "preempted_at" in summary:
         return summary

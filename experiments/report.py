@@ -549,6 +549,99 @@ def render_accelerator(results_dir: Path = RESULTS_DIR) -> str:
 # ------------------------------------------------------------------------------------------
 
 
+# ------------------------------------------------------------------------------------------
+# Digits (DCGAN on scikit-learn's digits): the default D and the spectrally normalized D
+# ------------------------------------------------------------------------------------------
+
+#: Variant -> results/ folder of its stored run.
+DIGITS_STUDIES = {"default": "digits_default", "sn": "digits_sn"}
+
+
+def render_digits(results_dir: Path = RESULTS_DIR) -> str:
+    """One row per stored digits run (`--variant=default` / `--variant=sn`): final classifier
+    metrics. One seed each: the rows describe two runs and support no claim that one D is better."""
+    rows, provs = [], []
+    for variant, study in DIGITS_STUDIES.items():
+        if not (results_dir / study / "summary.json").exists():
+            continue
+        s, prov = load_study(study, results_dir)
+        f = s["final"]
+        sn = bool(s["config"]["model"]["d_kwargs"].get("spectral_norm", False))
+        rows.append([
+            f"`{variant}`",
+            "spectral norm" if sn else "as the paper",
+            f"{s['steps']:,}",
+            f"{f['digits/fd']:.1f}",
+            f"{f['digits/class_coverage']:.2f}",
+            f"{f['digits/confidence']:.2f}",
+            "yes" if f["digits/collapsed"] else "no",
+            f"{s['steps_per_s']:.1f}" if s.get("steps_per_s") else "—",
+        ])  # fmt: skip
+        provs.append(f"- `{variant}`: " + _provenance_line(prov))
+    if not rows:
+        return "_No stored digits runs: `python -m experiments.digits --variant=sn`._"
+    header = ["variant", "D", "steps", "digits FD ↓", "class coverage", "confidence",
+              "collapsed", "steps/s"]  # fmt: skip
+    return "\n".join(
+        [*_table(header, rows), "", "One seed per variant: a description of two runs, not a "
+         "comparison (no interval or test is possible from one run each).", "", *provs]
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------
+# Stability on digits (no-BatchNorm G / G+D, the ICCV settings on a CPU budget)
+# ------------------------------------------------------------------------------------------
+
+#: Variant -> results/ folder of its stored study.
+STABILITY_STUDIES = {"default": "stability_default", "sn": "stability_sn"}
+
+
+def _stability_pairs(table: list[dict]) -> list[tuple[dict, dict]]:
+    """(LSGAN setting, NS-GAN setting) pairs with the same D normalization and optimizer."""
+    pairs = []
+    for a in table:
+        if not a["loss"].startswith("lsgan") or a["gp"]:
+            continue
+        for b in table:
+            same = (b["batchnorm"], b["optimizer"]) == (a["batchnorm"], a["optimizer"])
+            if (
+                b["loss"] == "nsgan"
+                and same
+                and a["setting"].split("_")[:2] == b["setting"].split("_")[:2]
+            ):
+                pairs.append((a, b))
+    return pairs
+
+
+def render_stability(results_dir: Path = RESULTS_DIR) -> str:
+    """The stored per-setting table of each stability variant, then LSGAN vs NS-GAN under the
+    same normalization and optimizer: Fisher's exact test on the success counts."""
+    out = []
+    for variant, study in STABILITY_STUDIES.items():
+        if not (results_dir / study / "summary.json").exists():
+            continue
+        s, prov = load_study(study, results_dir)
+        n_seeds = max(e["runs"] for e in s["table"])
+        out += [f"**`--variant={variant}`** ({n_seeds} seeds per setting). "
+                f"Success rule: {s['criterion']}.", "", s["table_markdown"], ""]  # fmt: skip
+        rows = []
+        for a, b in _stability_pairs(s["table"]):
+            if a["successes"] is None or b["successes"] is None:
+                continue
+            c = stats.compare_counts(a["successes"], a["runs"], b["successes"], b["runs"])
+            rows.append([f"{a['setting']} vs {b['setting']}", f"{c['rate_a']:.2f}",
+                         f"{c['rate_b']:.2f}", _p(c["p_fisher"]), stats.verdict(c["p_fisher"]),
+                         _seeds(c["seeds_needed"])])  # fmt: skip
+        if rows:
+            out += ["LSGAN vs NS-GAN, success rate (Fisher's exact test, two-sided):", ""]
+            out += _table(["comparison", "LSGAN", "NS-GAN", "p", "verdict", "seeds needed"], rows)
+            out += [""]
+        out += [_provenance_line(prov), ""]
+    if not out:
+        return "_No stored stability study: `python -m experiments.stability`._"
+    return "\n".join(out)
+
+
 def _study(name: str, fn: Callable[[dict, dict], str]) -> Callable[[Path], str]:
     return lambda results_dir: fn(*load_study(name, results_dir))
 
@@ -560,6 +653,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "gradients": _study("gradients", render_gradients),
     "optimal_discriminator": _study("optimal_discriminator", render_optimal_discriminator),
     "accelerator": render_accelerator,
+    "digits": render_digits,
+    "stability": render_stability,
 }
 
 

@@ -590,9 +590,9 @@ def write_tensorboard(groups: Sequence[Group], tb_dir: str) -> list[str]:
     """
     import shutil  # noqa: PLC0415
 
-    from tensorboardX import SummaryWriter  # noqa: PLC0415
+    from lsgan_jax.training.metrics_log import read_metrics, summary_writer_class  # noqa: PLC0415
 
-    from lsgan_jax.training.metrics_log import read_metrics  # noqa: PLC0415
+    SummaryWriter = summary_writer_class()  # noqa: N806
 
     if os.path.isdir(tb_dir):
         shutil.rmtree(tb_dir)

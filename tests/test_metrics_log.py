@@ -122,3 +122,24 @@ def test_tensorboard_resumed_segment_purges_the_replayed_steps(tmp_path):
     starts = [e.step for e in _events(new) if e.HasField("session_log")]
     assert starts == [7]
     assert _tensorboard_view(str(tmp_path)) == list(range(1, 13))
+
+
+def test_tensorboard_writer_does_not_import_torch(tmp_path):
+    """tensorboardX imports PyTorch when installed; the writer hides it (seconds per run)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")  # only meaningful where PyTorch is installed (the test extra)
+    code = (
+        "import sys\n"
+        "from lsgan_jax.training.metrics_log import MetricWriter\n"
+        f"w = MetricWriter({str(tmp_path)!r})\n"
+        "w.write_scalars(1, {'d_loss': 0.5})\n"
+        "w.close()\n"
+        "assert 'torch' not in sys.modules, 'tensorboardX pulled in torch'\n"
+        "import torch  # still importable afterwards\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["d_loss"] for r in read_metrics(str(tmp_path))] == [0.5]
+    assert glob.glob(str(tmp_path / "tb" / "events.out.tfevents.*"))

@@ -210,7 +210,6 @@ def validate_image(config: ml_collections.ConfigDict) -> None:
       ConfigError (a ValueError): one line saying what to change.
     """
     _check_common(config)
-    _check_loss(config.loss, (config.coding.a, config.coding.b, config.coding.c))
     _one_of("runner", config.runner, RUNNERS)
     _one_of("gp", config.get("gp", "") or None, GP_KINDS)
     _at_least(config, ("log_every", "sample_every", "num_samples"))
@@ -218,6 +217,7 @@ def validate_image(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"eval_every must be >= 0 (0: evaluate only at the end), got {config.eval_every}."
         )
+    _check_loss(config.loss, (config.coding.a, config.coding.b, config.coding.c))
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,6 +261,8 @@ def make_spec(
     **fields: Any,
 ) -> StepSpec:
     """The `StepSpec` of `config` for models shaped like `g`, `d` (`fields`: modality extras)."""
+    dtype = compute_dtype(config) or jnp.float32
+    switches = {k: config[k] for k in PROTOCOL_SWITCHES if k in config}
     return StepSpec(
         g_graphdef=nnx.graphdef(g),
         d_graphdef=nnx.graphdef(d),
@@ -272,8 +274,8 @@ def make_spec(
         loss_names=loss_names,
         update=config.update_mode,
         n_d=config.n_d,
-        compute_dtype=compute_dtype(config) or jnp.float32,
-        **{k: config[k] for k in PROTOCOL_SWITCHES if k in config},
+        compute_dtype=dtype,
+        **switches,
         **fields,
     )
 

@@ -1,7 +1,8 @@
 """The image trainer: `train(config, workdir, *, evaluators=None)`, one GAN on a TFDS/grain
 pipeline, on one device or data parallel. Reads top to bottom:
 
-* build — check the whole config and the workdir (nothing is created before); pick the runner:
+* build — check the whole config and the workdir (nothing is created before), build the
+  evaluators of `config.evals` (unless given); pick the runner:
   one device (`jax.jit`), a data-parallel mesh over all devices (`jit(shard_map)`, the default
   when more than one device is visible, also across hosts after `jax.distributed.initialize`), or
   `jax.pmap` when `config.runner == "pmap"`; the dataset (each process reads its shard through
@@ -40,6 +41,7 @@ from jax.sharding import PartitionSpec as P
 
 from lsgan_jax import viz
 from lsgan_jax.errors import ConfigError
+from lsgan_jax.evaluators import make_evaluators
 from lsgan_jax.evaluators.sampling import to_signed_unit
 from lsgan_jax.training import guards, runners
 from lsgan_jax.training import workdir as workdir_lib
@@ -84,7 +86,9 @@ def train(
     Args:
       config: the experiment config (see `experiments/image_common.py` for the fields).
       workdir: output directory; an earlier run of the same config there is resumed.
-      evaluators: name -> function `(generate, step) -> {metric: value}` run every
+      evaluators: default: those named in `config.evals`, built before anything is written
+        (`lsgan_jax.evaluators.make_evaluators`). Name -> function
+        `(generate, step) -> {metric: value}` run every
         `config.eval_every` steps (0: never during training) and always at the end; one with a
         `protocol()` method has it recorded in `summary.json` under `protocols`;
         `generate(z, labels)` samples the generator (EMA weights when enabled) in inference
@@ -119,6 +123,8 @@ def train(
         num_classes=num_classes,
         data_shape=(size, size, info.image_shape[2]),
     )
+    if evaluators is None:  # missing weights or datasets fail here, before the workdir
+        evaluators = make_evaluators(config)
     data_iter = images.make_iterator(
         config.data.name, global_batch=config.batch_size, image_size=size, seed=config.seed,
         **data_kw,

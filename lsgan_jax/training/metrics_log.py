@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from typing import Any
 
@@ -28,6 +29,25 @@ def _to_float(v: Any) -> float | None:
     f = float(np.asarray(v))
     return f if math.isfinite(f) else None
 
+
+def summary_writer_class() -> type:
+    """tensorboardX's ``SummaryWriter``, imported without PyTorch.
+
+    ``tensorboardX.writer`` imports ``torch`` at module level when it is installed, only to accept
+    torch tensors; we log Python floats and NumPy arrays, so that import is seconds of start-up
+    for nothing in every run of an environment that also has PyTorch (e.g. the test extra's
+    torch-fidelity). While tensorboardX is first imported, ``torch`` is hidden (unless it is
+    already loaded); it imports normally afterwards.
+    """
+    if "tensorboardX.writer" not in sys.modules and "torch" not in sys.modules:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` -> ImportError
+        try:
+            import tensorboardX  # noqa: PLC0415, F401
+        finally:
+            del sys.modules["torch"]
+    from tensorboardX import SummaryWriter  # noqa: PLC0415
+
+    return SummaryWriter
 
 class MetricWriter:
     """Writes scalars to `workdir/metrics.jsonl` and TensorBoard event files.
@@ -53,8 +73,7 @@ class MetricWriter:
         self._jsonl = open(path, "a", buffering=1)  # noqa: SIM115
         self._tb = None
         if tensorboard:
-            from tensorboardX import SummaryWriter  # noqa: PLC0415
-
+            SummaryWriter = summary_writer_class()  # noqa: N806
             purge = None if resume_step is None else int(resume_step) + 1
             # tensorboardX names files by the second; the suffix keeps a segment started within
             # the same second from overwriting the previous one and sorts after it.
