@@ -9,7 +9,6 @@ import os
 import ml_collections
 
 from lsgan_jax.evaluators import inception as fid_evaluator
-from lsgan_jax.evaluators import make_evaluators
 from lsgan_jax.training import image_trainer
 
 

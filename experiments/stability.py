@@ -175,8 +175,15 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     # size (StepSpec.gp_weight_scale="sum"), so it is right at every batch size.
     # layer_norm: LayerNorm in D where BN would be (the official LSGAN-GP D); False: none.
     c.lsgp = ml_collections.ConfigDict(
-        {"gp_weight": 150.0, "gp_scale": 30.0, "lr": 1e-4, "b1": 0.5, "b2": 0.9, "n_d": 1,
-         "layer_norm": True}  # fmt: skip
+        {
+            "gp_weight": 150.0,
+            "gp_scale": 30.0,
+            "lr": 1e-4,
+            "b1": 0.5,
+            "b2": 0.9,
+            "n_d": 1,
+            "layer_norm": True,
+        }  # fmt: skip
     )
     c.num_steps = 1_000
     c.eval_every = 250

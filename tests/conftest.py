@@ -8,6 +8,17 @@ if "xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One persistent XLA compilation cache for the whole suite, its xdist workers and the experiment
+# subprocesses it starts (they inherit the environment): the smoke programs are compiled once,
+# not once per test. Keys hash the program, the options and the JAX version, so a code change
+# compiles afresh. Set LSGAN_JAX_TEST_XLA_CACHE="" to compile everything every time.
+_xla_cache = os.environ.get(
+    "LSGAN_JAX_TEST_XLA_CACHE",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_xla_cache"),
+)
+if _xla_cache:
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _xla_cache)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import jax  # noqa: E402
 

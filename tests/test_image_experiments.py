@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from lsgan_jax import evaluators as evaluators_lib
 from lsgan_jax.errors import ConfigError, NonFiniteError
 from lsgan_jax.training import build, image_trainer, runners
 from lsgan_jax.training.checkpoint import Checkpointer
@@ -258,7 +259,7 @@ def test_inception_evaluator_in_loop_with_cached_reference(tmp_path, monkeypatch
         weights="random", num_real=16, batch_size=6, kid_real=12,
         kid_subset_size=6, kid_subsets=3, is_splits=2, cache_dir=str(tmp_path / "cache"),
     )  # fmt: skip
-    evaluators = image_common.make_evaluators(config)
+    evaluators = evaluators_lib.make_evaluators(config)
     summary = image_common.run(config, str(tmp_path / "run"), evaluators=evaluators)
     evals = summary["evals"]
     assert [e["step"] for e in evals] == [2, 4]

@@ -129,6 +129,15 @@ def test_workdir_that_is_a_file_is_refused(tmp_path):
         wd.check_workdir_writable(str(f / "sub" / "run"))
 
 
+def test_url_workdir_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """`gs://b/run` would otherwise become a local folder named `gs:`; it is refused instead."""
+    monkeypatch.chdir(tmp_path)
+    for url in ("gs://bucket/run", "s3://bucket/run"):
+        with pytest.raises(ConfigError, match="URL.*Mount the bucket"):
+            wd.check_workdir_writable(url)
+    assert os.listdir(tmp_path) == []
+
+
 def test_new_workdir_under_a_writable_folder_is_accepted_and_not_created(tmp_path):
     wd.check_workdir_writable(str(tmp_path / "a" / "b"))
     wd.check_workdir_writable(str(tmp_path))

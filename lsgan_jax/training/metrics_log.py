@@ -49,6 +49,7 @@ def summary_writer_class() -> type:
 
     return SummaryWriter
 
+
 class MetricWriter:
     """Writes scalars to `workdir/metrics.jsonl` and TensorBoard event files.
 

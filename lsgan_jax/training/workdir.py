@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -57,8 +58,18 @@ def check_workdir_writable(workdir: str) -> None:
     ancestor is a writable directory (the run will create the missing folders).
 
     Raises:
-      ConfigError: the path (or an ancestor) is a file, or the directory is not writable.
+      ConfigError: a URL (``gs://...``; the lock, the metrics log and the summaries need a
+        POSIX file system: mount the bucket, see docs/scale.md), the path (or an ancestor) is a
+        file, or the directory is not writable.
     """
+    scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", str(workdir))
+    if scheme:
+        raise ConfigError(
+            f"--workdir {workdir} is a {scheme.group(1)}:// URL; a workdir must be a file-system "
+            "path (its lock, metrics.jsonl and summaries use POSIX files). Mount the bucket "
+            "(e.g. gcsfuse --implicit-dirs BUCKET ~/gcs) and pass --workdir=~/gcs/RUN; see "
+            "docs/scale.md."
+        )
     path = os.path.abspath(workdir)
     probe = path
     while not os.path.exists(probe):
