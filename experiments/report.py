@@ -1,12 +1,12 @@
-r"""RESULTS.md from stored summaries: one command writes every table, a test checks it.
+r"""RESULTS.md (and README's measured table) from stored outputs: one command, checked by a test.
 
-    python -m experiments.report                 # rewrite the tables in RESULTS.md
-    python -m experiments.report --check         # exit 1 (and show a diff) if RESULTS.md is stale
+    python -m experiments.report                 # rewrite the tables in RESULTS.md and README.md
+    python -m experiments.report --check         # exit 1 (and show a diff) if either is stale
     python -m experiments.report --store=mixture_default --from=workdirs/mixture/default \
         --command="python -m experiments.mixture" [--commit=<sha>]
     python -m experiments.report --measure=welfert   # FLOPs + a short timed run (accelerator plan)
 
-Every table in RESULTS.md sits between two markers,
+Every generated table in RESULTS.md and README.md sits between two markers,
 
     <!-- report:NAME -->
     ...generated, do not edit...
@@ -49,6 +49,9 @@ from lsgan_jax import stats
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "results"
 RESULTS_MD = ROOT / "RESULTS.md"
+README_MD = ROOT / "README.md"
+#: The files whose marked blocks this command writes.
+GENERATED = (RESULTS_MD, README_MD)
 MACHINE = "2 CPU cores shared with other jobs (timings are not quiet-machine figures)"
 
 _MARKER = re.compile(
@@ -642,6 +645,36 @@ def render_stability(results_dir: Path = RESULTS_DIR) -> str:
     return "\n".join(out)
 
 
+# ------------------------------------------------------------------------------------------
+# Install weight (README): fresh venvs measured by `python -m benchmarks.venv_size`
+# ------------------------------------------------------------------------------------------
+
+
+def render_install(results_dir: Path = RESULTS_DIR) -> str:
+    """The README's venv sizes: one row per measured install, then the core import check."""
+    path = results_dir / "install" / "venv_sizes.json"
+    if not path.exists():
+        return "_Not measured: `python -m benchmarks.venv_size`._"
+    data = json.loads(path.read_text())
+    rows = []
+    for r in data["rows"]:
+        largest = ", ".join(f"{k} {v}" for k, v in list(r["largest_mib"].items())[:4])
+        rows.append(
+            [f"`{r['command']}`", f"{r['venv_mib']:,} MiB", str(r["distributions"]), largest]
+        )
+    lines = _table(["install", "venv (`du -sm`)", "distributions", "largest (MiB)"], rows)
+    checks = [r["core_check"] for r in data["rows"] if r.get("core_check")]
+    if checks:
+        lines += ["", f"Core venv: {checks[0]}."]
+    lines += [
+        "",
+        f"_Command: `{data['command']}`; Python {data['python']}, {data['platform']}, JAX "
+        f"{data['rows'][0]['jax']}; code: commit `{data['commit'][:10]}`; stored "
+        f"{data['stored_utc']} UTC._",
+    ]
+    return "\n".join(lines)
+
+
 def _study(name: str, fn: Callable[[dict, dict], str]) -> Callable[[Path], str]:
     return lambda results_dir: fn(*load_study(name, results_dir))
 
@@ -655,6 +688,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "accelerator": render_accelerator,
     "digits": render_digits,
     "stability": render_stability,
+    "install": render_install,
 }
 
 
@@ -682,7 +716,7 @@ def check(path: Path = RESULTS_MD, results_dir: Path = RESULTS_DIR) -> list[str]
     new = regenerate(text, results_dir)
     return list(
         difflib.unified_diff(
-            text.splitlines(), new.splitlines(), "RESULTS.md", "regenerated", lineterm=""
+            text.splitlines(), new.splitlines(), path.name, "regenerated", lineterm=""
         )
     )
 
@@ -806,15 +840,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Wrote {measure(args.measure) / 'probe.json'}")
         return 0
     if args.check:
-        diff = check()
+        diff = [line for path in GENERATED for line in check(path)]
         if diff:
             print("\n".join(diff))
-            print("RESULTS.md is stale: run `python -m experiments.report`.", file=sys.stderr)
+            print("Stale tables: run `python -m experiments.report`.", file=sys.stderr)
             return 1
-        print("RESULTS.md is up to date.")
+        print("RESULTS.md and README.md are up to date.")
         return 0
-    RESULTS_MD.write_text(regenerate(RESULTS_MD.read_text()))
-    print(f"Rewrote the tables of {RESULTS_MD}")
+    for path in GENERATED:
+        path.write_text(regenerate(path.read_text()))
+        print(f"Rewrote the tables of {path}")
     return 0
 
 
