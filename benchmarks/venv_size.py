@@ -65,7 +65,9 @@ def measure(extra: str, python: str = sys.executable) -> dict:
         mib = int(_run(["du", "-sm", str(venv)]).stdout.split()[0])
         dists = json.loads(_run([py, "-m", "pip", "list", "--format=json"]).stdout)
         site = Path(
-            _run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout
+            _run(
+                [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+            ).stdout.strip()
         ).resolve()
         sizes = {}
         for entry in site.iterdir():

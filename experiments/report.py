@@ -569,10 +569,12 @@ def render_digits(results_dir: Path = RESULTS_DIR) -> str:
             continue
         s, prov = load_study(study, results_dir)
         f = s["final"]
-        sn = bool(s["config"]["model"]["d_kwargs"].get("spectral_norm", False))
+        dkw = s["config"]["model"]["d_kwargs"]
+        norms = [n for n, on in (("BatchNorm", dkw.get("d_batchnorm", True)),
+                                 ("spectral norm", dkw.get("spectral_norm", False))) if on]  # fmt: skip
         rows.append([
             f"`{variant}`",
-            "spectral norm" if sn else "as the paper",
+            " + ".join(norms) or "none",
             f"{s['steps']:,}",
             f"{f['digits/fd']:.1f}",
             f"{f['digits/class_coverage']:.2f}",
@@ -583,7 +585,7 @@ def render_digits(results_dir: Path = RESULTS_DIR) -> str:
         provs.append(f"- `{variant}`: " + _provenance_line(prov))
     if not rows:
         return "_No stored digits runs: `python -m experiments.digits --variant=sn`._"
-    header = ["variant", "D", "steps", "digits FD ↓", "class coverage", "confidence",
+    header = ["variant", "normalization in D", "steps", "digits FD ↓", "class coverage", "confidence",
               "collapsed", "steps/s"]  # fmt: skip
     return "\n".join(
         [*_table(header, rows), "", "One seed per variant: a description of two runs, not a "
@@ -665,7 +667,12 @@ def render_install(results_dir: Path = RESULTS_DIR) -> str:
     lines = _table(["install", "venv (`du -sm`)", "distributions", "largest (MiB)"], rows)
     checks = [r["core_check"] for r in data["rows"] if r.get("core_check")]
     if checks:
-        lines += ["", f"Core venv: {checks[0]}."]
+        what = checks[0].removeprefix("core check ok: ")
+        lines += [
+            "",
+            "The core venv imports `lsgan_jax.losses`, `theory`, `models` and `training` without any "
+            f"extra and runs {what} (a fresh process, compilation included).",
+        ]
     lines += [
         "",
         f"_Command: `{data['command']}`; Python {data['python']}, {data['platform']}, JAX "
