@@ -296,6 +296,8 @@ def test_inception_evaluator_in_loop_with_cached_reference(tmp_path, monkeypatch
     config.fid.weights = str(tmp_path / "missing.pth")
     with pytest.raises(ConfigError, match="does not exist"):  # a ValueError: one line at the CLI
         image_common.run(config, str(tmp_path / "noweights"))
+    # The trainer builds config.evals' evaluators before anything is written.
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "noweights").exists()
 
 
 def test_n_d_takes_a_fresh_real_batch_per_d_update_on_every_runner(tmp_path, monkeypatch):
