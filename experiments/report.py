@@ -589,7 +589,7 @@ def render_digits(results_dir: Path = RESULTS_DIR) -> str:
               "collapsed", "steps/s"]  # fmt: skip
     return "\n".join(
         [*_table(header, rows), "", "One seed per variant: a description of two runs, not a "
-         "comparison (no interval or test is possible from one run each).", "", *provs]
+         "comparison (no interval or test is possible from one run each).", "", *provs, ""]
     )  # fmt: skip
 
 
@@ -679,7 +679,7 @@ def render_install(results_dir: Path = RESULTS_DIR) -> str:
         f"{data['rows'][0]['jax']}; code: commit `{data['commit'][:10]}`; stored "
         f"{data['stored_utc']} UTC._",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def _study(name: str, fn: Callable[[dict, dict], str]) -> Callable[[Path], str]:
