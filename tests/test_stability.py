@@ -208,7 +208,7 @@ def test_spectral_norm_variants_train_an_sn_discriminator(module):
 
     def u_values(tree):  # the power-iteration vectors only (not BatchNorm statistics)
         leaves = jax.tree.leaves(tree, is_leaf=lambda x: isinstance(x, nnx.Variable))
-        return [np.asarray(v.value) for v in leaves if isinstance(v, PowerIterationVector)]
+        return [np.asarray(v[...]) for v in leaves if isinstance(v, PowerIterationVector)]
 
     assert u_values(gan.state.d_rest), "no power-iteration state in D"
     assert not u_values(gan.state.d_params)
