@@ -55,7 +55,7 @@ VARIANTS = ("default", "official", "pacgan_ring", "pacgan_grid", "welfert", "smo
 VARIANT_HELP = {
     "default": (
         "equal-weight 8-mode ring, official networks, 3 seeds x {LSGAN, NS-GAN}, 8k steps",
-        "~3 min",
+        "~4 min",
     ),
     "official": (
         "xudonmao/LSGAN's protocol and data (weights 2/9, 1/9 x 7): 35k steps x 10 seeds per loss",
