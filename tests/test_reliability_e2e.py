@@ -12,9 +12,10 @@ No mocks and no timing assertions: the tests wait for observable events on disk 
 ``<step>.orbax-checkpoint-tmp`` folder, a metrics row, the lock file naming its holder) with
 bounded polling, and `SIGSTOP` holds a process still where a moment must last.
 
-The subprocesses share a JAX persistent compilation cache (`JAX_COMPILATION_CACHE_DIR`, one per
-test module) so that only the reference run compiles; a cached executable is the one XLA
-compiled, so results are unchanged (the bitwise comparisons below would notice otherwise).
+The subprocesses inherit the suite's JAX persistent compilation cache (`JAX_COMPILATION_CACHE_DIR`,
+set in `tests/conftest.py`), here with every program cached, so that only the reference run
+compiles; a cached executable is the one XLA compiled, so results are unchanged (the bitwise
+comparisons below would notice otherwise).
 See docs/reliability.md for the guarantees these tests hold the trainer to.
 """
 
@@ -48,16 +49,10 @@ TIMEOUT = 300  # seconds for any one process (a loaded 2-core machine)
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def jax_cache(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("jax_cache"))
-
-
-def _env(jax_cache: str) -> dict[str, str]:
-    env = dict(os.environ)
+def _env() -> dict[str, str]:
+    env = dict(os.environ)  # with the suite's JAX_COMPILATION_CACHE_DIR (tests/conftest.py)
     env.pop("XLA_FLAGS", None)  # one CPU device, as a user's laptop
     env["JAX_PLATFORMS"] = "cpu"
-    env["JAX_COMPILATION_CACHE_DIR"] = jax_cache
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     return env
@@ -73,11 +68,11 @@ def _processes():
     (a failed assertion) is continued if stopped and killed, by its pid."""
     started: list[subprocess.Popen] = []
 
-    def start(jax_cache, workdir, *args) -> subprocess.Popen:
+    def start(workdir, *args) -> subprocess.Popen:
         proc = subprocess.Popen(
             _argv(workdir, *args),
             cwd=ROOT,
-            env=_env(jax_cache),
+            env=_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -96,11 +91,11 @@ def _processes():
                 proc.communicate(timeout=TIMEOUT)
 
 
-def _run(jax_cache, workdir, *args, check=True) -> subprocess.CompletedProcess:
+def _run(workdir, *args, check=True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         _argv(workdir, *args),
         cwd=ROOT,
-        env=_env(jax_cache),
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -224,20 +219,20 @@ def _assert_equals_reference(workdir, reference) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, jax_cache) -> str:
+def reference(tmp_path_factory) -> str:
     """One uninterrupted run of the study: the ground truth of every test below."""
     workdir = str(tmp_path_factory.mktemp("reference") / "run")
-    _run(jax_cache, workdir, f"--config.num_steps={NUM_STEPS}")
+    _run(workdir, f"--config.num_steps={NUM_STEPS}")
     assert _complete_steps(workdir) == [NUM_STEPS - 10, NUM_STEPS]  # keep_checkpoints=2
     return workdir
 
 
 @pytest.fixture(scope="module")
-def half_run(tmp_path_factory, jax_cache, reference) -> str:
+def half_run(tmp_path_factory, reference) -> str:
     """The same study finished at 30 steps (checkpoints 20 and 30); tests work on copies."""
     del reference  # (compiles first, so this run uses the cache)
     workdir = str(tmp_path_factory.mktemp("half") / "run")
-    _run(jax_cache, workdir, "--config.num_steps=30")
+    _run(workdir, "--config.num_steps=30")
     assert _complete_steps(workdir) == [20, 30]
     return workdir
 
@@ -247,9 +242,7 @@ def half_run(tmp_path_factory, jax_cache, reference) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def test_kill9_mid_save_then_mid_training_then_rerun_equals_uninterrupted(
-    reference, jax_cache, tmp_path
-):
+def test_kill9_mid_save_then_mid_training_then_rerun_equals_uninterrupted(reference, tmp_path):
     """Process 1 is killed while orbax writes a checkpoint (its tmp folder exists and stays
     behind), process 2 (the same command) after it has logged a step beyond anything process 1
     logged, process 3 runs to the end. Each rerun takes over the dead holder's lock with a
@@ -259,7 +252,7 @@ def test_kill9_mid_save_then_mid_training_then_rerun_equals_uninterrupted(
         # ---- process 1: kill -9 during the save of step 20 or 30 ------------------------------
         for attempt in range(3):
             workdir = str(tmp_path / f"run{attempt}")
-            p1 = start(jax_cache, workdir, *args)
+            p1 = start(workdir, *args)
 
             def mid_save(workdir=workdir):
                 for name in _tmp_saves(workdir):
@@ -285,7 +278,7 @@ def test_kill9_mid_save_then_mid_training_then_rerun_equals_uninterrupted(
         assert logged_1 in (saving_step, saving_step + 10)
 
         # ---- process 2: kill -9 after it logged a step process 1 never reached ----------------
-        p2 = start(jax_cache, workdir, *args)
+        p2 = start(workdir, *args)
         past = _poll(
             lambda: any(s > logged_1 for s in _metric_steps_on_disk(workdir)),
             p2,
@@ -300,7 +293,7 @@ def test_kill9_mid_save_then_mid_training_then_rerun_equals_uninterrupted(
         restored_2 = _complete_steps(workdir)[-1]
 
     # ---- process 3: the same command runs to the end -----------------------------------------
-    p3 = _run(jax_cache, workdir, *args)
+    p3 = _run(workdir, *args)
     assert "Took over a stale lock" in p3.stderr and f"pid {p2.pid} " in p3.stderr, p3.stderr
     assert f"Resumed from the checkpoint at step {restored_2} " in p3.stdout
     _assert_equals_reference(workdir, reference)
@@ -344,7 +337,7 @@ def _truncate(path: str) -> None:
     ids=["flipped_byte", "truncated"],
 )
 def test_corrupt_newest_checkpoint_is_moved_aside_and_rerun_equals_uninterrupted(
-    reference, half_run, jax_cache, tmp_path, corrupt, reason
+    reference, half_run, tmp_path, corrupt, reason
 ):
     """One flipped byte (or a truncation) in an array file of the newest step (30) of a finished
     30-step run: the rerun with a larger `--config.num_steps` warns, moves the step aside (kept,
@@ -357,7 +350,7 @@ def test_corrupt_newest_checkpoint_is_moved_aside_and_rerun_equals_uninterrupted
     corrupt(_largest_array_file(step_dir))
     damaged = tree_digest(step_dir)
 
-    proc = _run(jax_cache, workdir, f"--config.num_steps={NUM_STEPS}")
+    proc = _run(workdir, f"--config.num_steps={NUM_STEPS}")
     assert f"Checkpoint at step 30 in {_ckdir(workdir)} is unusable" in proc.stderr, proc.stderr
     assert ("checksum mismatch" in proc.stderr) == (reason == "checksum")
     assert "Traceback" not in proc.stderr
@@ -374,9 +367,7 @@ def test_corrupt_newest_checkpoint_is_moved_aside_and_rerun_equals_uninterrupted
 # --------------------------------------------------------------------------------------------
 
 
-def test_second_process_is_refused_while_the_first_finishes_normally(
-    reference, jax_cache, tmp_path
-):
+def test_second_process_is_refused_while_the_first_finishes_normally(reference, tmp_path):
     """While process 1 holds the workdir (held still with SIGSTOP so that the moment lasts), the
     same command exits with status 2 and one line naming process 1's pid, changing nothing;
     process 1 then finishes as if alone. (A kill -9'd holder's lock is taken over in the kill
@@ -394,12 +385,12 @@ def test_second_process_is_refused_while_the_first_finishes_normally(
             return None
 
     with _processes() as start:
-        p1 = start(jax_cache, workdir, *args)
+        p1 = start(workdir, *args)
         assert _poll(holder, p1, "process 1 to take the lock") == p1.pid
         os.kill(p1.pid, signal.SIGSTOP)
         try:
             before = tree_digest(workdir)
-            p2 = _run(jax_cache, workdir, *args, check=False)
+            p2 = _run(workdir, *args, check=False)
             after = tree_digest(workdir)
         finally:
             os.kill(p1.pid, signal.SIGCONT)
@@ -431,7 +422,7 @@ def test_second_process_is_refused_while_the_first_finishes_normally(
     ids=["width", "seeds"],
 )
 def test_changed_config_is_refused_in_one_line_with_the_workdir_unchanged(
-    half_run, jax_cache, tmp_path, flag, field
+    half_run, tmp_path, flag, field
 ):
     """Through the CLI: exit status 2, one line naming the field (old → new) and the ways
     forward, no traceback, the workdir byte-identical; the larger `num_steps` passed alongside
@@ -441,7 +432,7 @@ def test_changed_config_is_refused_in_one_line_with_the_workdir_unchanged(
     workdir = str(tmp_path / "run")
     shutil.copytree(half_run, workdir)
     before = tree_digest(workdir)
-    proc = _run(jax_cache, workdir, f"--config.num_steps={NUM_STEPS}", flag, check=False)
+    proc = _run(workdir, f"--config.num_steps={NUM_STEPS}", flag, check=False)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
