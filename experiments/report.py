@@ -556,6 +556,14 @@ def render_accelerator(results_dir: Path = RESULTS_DIR) -> str:
 # Digits (DCGAN on scikit-learn's digits): the default D and the spectrally normalized D
 # ------------------------------------------------------------------------------------------
 
+
+def _stored_variants(studies: dict[str, str], results_dir: Path):
+    """(variant, summary, provenance) for each variant of ``studies`` stored under results/."""
+    for variant, study in studies.items():
+        if (results_dir / study / "summary.json").exists():
+            yield (variant, *load_study(study, results_dir))
+
+
 #: Variant -> results/ folder of its stored run.
 DIGITS_STUDIES = {"default": "digits_default", "sn": "digits_sn"}
 
@@ -564,10 +572,7 @@ def render_digits(results_dir: Path = RESULTS_DIR) -> str:
     """One row per stored digits run (`--variant=default` / `--variant=sn`): final classifier
     metrics. One seed each: the rows describe two runs and support no claim that one D is better."""
     rows, provs = [], []
-    for variant, study in DIGITS_STUDIES.items():
-        if not (results_dir / study / "summary.json").exists():
-            continue
-        s, prov = load_study(study, results_dir)
+    for variant, s, prov in _stored_variants(DIGITS_STUDIES, results_dir):
         f = s["final"]
         dkw = s["config"]["model"]["d_kwargs"]
         norms = [n for n, on in (("BatchNorm", dkw.get("d_batchnorm", True)),
@@ -622,10 +627,7 @@ def render_stability(results_dir: Path = RESULTS_DIR) -> str:
     """The stored per-setting table of each stability variant, then LSGAN vs NS-GAN under the
     same normalization and optimizer: Fisher's exact test on the success counts."""
     out = []
-    for variant, study in STABILITY_STUDIES.items():
-        if not (results_dir / study / "summary.json").exists():
-            continue
-        s, prov = load_study(study, results_dir)
+    for variant, s, prov in _stored_variants(STABILITY_STUDIES, results_dir):
         n_seeds = max(e["runs"] for e in s["table"])
         out += [f"**`--variant={variant}`** ({n_seeds} seeds per setting). "
                 f"Success rule: {s['criterion']}.", "", s["table_markdown"], ""]  # fmt: skip
