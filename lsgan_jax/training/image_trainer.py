@@ -144,15 +144,20 @@ def train(
     else:
         run_step = runners.pmap(train_step, global_batch=config.batch_size, batch_axis=batch_axis)
 
-    def next_batch():
-        batches = [next(data_iter) for _ in range(spec.n_d if stacked else 1)]
-        keys = ("image", "label") if spec.conditional else ("image",)
-        batch = {k: np.stack([np.asarray(b[k]) for b in batches]) for k in keys}
-        if not stacked:
-            batch = {k: v[0] for k, v in batch.items()}
-        if mesh is None:
-            return batch
+    keys = ("image", "label") if spec.conditional else ("image",)
+    sharding = None
+    if mesh is not None:  # each process's local rows, split over the mesh on the example axis
         sharding = NamedSharding(mesh, P(*([None] * batch_axis), runners.DATA_AXIS))
+
+    def next_batch():
+        if stacked:
+            batches = [next(data_iter) for _ in range(spec.n_d)]
+            batch = {k: np.stack([np.asarray(b[k]) for b in batches]) for k in keys}
+        else:
+            b = next(data_iter)
+            batch = {k: np.asarray(b[k]) for k in keys}
+        if sharding is None:
+            return batch
         return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
     generate_fn = jax.jit(make_generate(spec))
