@@ -11,8 +11,7 @@ resolution, and enough images per class to learn each one); `omniglot` (1,623 ch
 images each) is the many-class alternative. Labels are mapped linearly to 256 features in G and D
 (the paper's Φ(y)), z ~ U[−1, 1]^1024, Adam(2e-4, β1 .5), batch 64, 0-1-1 coding. The official G
 ends in a sigmoid for [0, 1] pixels; we keep tanh for our [−1, 1] pipeline
-(`--config.model.g_kwargs="{'output': 'sigmoid'}"` plus `--config.model.output=sigmoid`
-restores it). The number of classes comes from the dataset.
+(`--config.model.output=sigmoid` restores it). The number of classes comes from the dataset.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ COMMON_FIELD_HELP: dict[str, str] = {
     "model.g_kwargs": "keyword arguments of the generator",
     "model.d_kwargs": "keyword arguments of the discriminator",
     "model.conditional": "condition G and D on the class label",
-    "model.output": "G's output non-linearity",
+    "model.output": "G's last non-linearity, tanh or sigmoid (sigmoid: conditional_g only)",
     "name": "optimizer: adam, rmsprop or sgd",
     "lr": "learning rate",
     "b1": "Adam beta1",

@@ -3,9 +3,12 @@ the in-loop evaluator and its place in the evaluator registry."""
 
 import json
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from flax import nnx
 
 from lsgan_jax import evaluators
 from lsgan_jax.errors import ConfigError
@@ -156,13 +159,43 @@ def test_registry_unknown_name_says_did_you_mean():
         evaluators.register("digits")(lambda config: None)
 
 
-def test_sigmoid_output_is_mapped_to_minus_one_one():
-    x = np.linspace(0.0, 1.0, 5, dtype=np.float32)
-    np.testing.assert_allclose(sampling.to_signed_unit(x, "sigmoid"), 2 * x - 1)
-    np.testing.assert_array_equal(sampling.to_signed_unit(x, "tanh"), x)
-    with pytest.raises(ConfigError, match="model.output"):
-        sampling.to_signed_unit(x, "relu")
-    z = np.arange(10, dtype=np.float32)[:, None]
-    got = sampling.generate_images(lambda z, labels: z / 10, z, num_samples=7, batch=4,
-                                   output="sigmoid")  # fmt: skip
-    np.testing.assert_allclose(got, 2 * z[:7] / 10 - 1, rtol=1e-6)
+def test_generate_returns_minus_one_one_for_a_sigmoid_generator():
+    """`model.output` is the one name of G's last non-linearity: build gives it to G, and the
+    sampler maps a sigmoid G's [0, 1] to 2x - 1 (sample grids and evaluators see [-1, 1])."""
+    from experiments import conditional
+    from lsgan_jax.training import build
+    from lsgan_jax.training.step import make_generate
+
+    config = conditional.get_config("smoke")
+    keys = dict(g_key=jax.random.PRNGKey(0), d_key=jax.random.PRNGKey(1), num_classes=10)
+    g_tanh, _ = build.create_models(config, **keys)
+    config.model.output = "sigmoid"
+    build.validate_image(config)
+    g_sig, _ = build.create_models(config, **keys)
+    assert g_tanh.output == "tanh" and g_sig.output == "sigmoid"
+    z = jax.random.uniform(jax.random.PRNGKey(2), (6, g_sig.latent_dim), minval=-1.0)
+    labels = jnp.arange(6) % 10
+    raw = np.asarray(g_sig(z, labels=labels, train=False))
+    assert raw.min() >= 0.0 and raw.max() <= 1.0
+    for g, want in ((g_sig, 2.0 * raw - 1.0), (g_tanh, g_tanh(z, labels=labels, train=False))):
+        gd, params, rest = nnx.split(g, nnx.Param, ...)
+        got = make_generate(gd, conditional=True)(params, rest, z, labels)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
+    # The evaluators' chunked sampling keeps the first num_samples images, in order.
+    z10 = np.arange(10, dtype=np.float32)[:, None]
+    got = sampling.generate_images(lambda z, labels: z / 10, z10, num_samples=7, batch=4)
+    np.testing.assert_allclose(got, z10[:7] / 10, rtol=1e-6)
+    # Wrong names and G's that cannot end in a sigmoid are refused, with what to do instead.
+    config.model.output = "sigmod"
+    with pytest.raises(ConfigError, match="Did you mean 'sigmoid'"):
+        build.validate_image(config)
+    config.model.output = "tanh"
+    config.model.g_kwargs = dict(config.model.g_kwargs, output="sigmoid")
+    with pytest.raises(ConfigError, match="--config.model.output=sigmoid"):
+        build.create_models(config, **keys)
+    from experiments import digits
+
+    config = digits.get_config("smoke")
+    config.model.output = "sigmoid"
+    with pytest.raises(ConfigError, match="always ends in tanh"):
+        build.create_models(config, g_key=keys["g_key"], d_key=keys["d_key"])

@@ -1,4 +1,4 @@
-"""Tests for lsgan_jax.training.workdir: the lock, the config record, config-checked resume."""
+"""Tests for lsgan_jax.training.workdir and guards: the lock, the config record, config-checked resume."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import ml_collections
 import pytest
 
 from lsgan_jax.errors import ConfigError
+from lsgan_jax.training import guards
 from lsgan_jax.training import workdir as wd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,20 +165,20 @@ def test_unwritable_workdir_is_refused(tmp_path):
 
 
 def test_record_config_writes_json_with_tuples_as_lists(tmp_path):
-    wd.record_config(str(tmp_path), _config())
-    stored = json.loads((tmp_path / wd.CONFIG_FILE).read_text())
+    guards.record_config(str(tmp_path), _config())
+    stored = json.loads((tmp_path / guards.CONFIG_FILE).read_text())
     assert stored["snapshot_steps"] == [0, 50, 100]
     assert stored["coding"] == {"a": -1.0, "b": 1.0, "c": 0.0}
     assert stored["fid"]["num_samples"] == 1000
 
 
 def test_same_config_resumes(tmp_path):
-    wd.record_config(str(tmp_path), _config())
-    wd.check_resume(str(tmp_path), _config(), resumable=RESUMABLE, restored_step=50)
+    guards.record_config(str(tmp_path), _config())
+    guards.check_resume(str(tmp_path), _config(), resumable=RESUMABLE, restored_step=50)
 
 
 def test_no_stored_config_resumes(tmp_path):
-    wd.check_resume(str(tmp_path), _config(), resumable=RESUMABLE, restored_step=None)
+    guards.check_resume(str(tmp_path), _config(), resumable=RESUMABLE, restored_step=None)
 
 
 def _snapshot(path):
@@ -203,10 +204,10 @@ def _snapshot(path):
     ],
 )
 def test_changed_field_is_refused_naming_it_and_nothing_is_written(tmp_path, change, expected):
-    wd.record_config(str(tmp_path), _config())
+    guards.record_config(str(tmp_path), _config())
     before = _snapshot(tmp_path)
     with pytest.raises(ConfigError) as err:
-        wd.check_resume(str(tmp_path), _config(**change), resumable=RESUMABLE, restored_step=50)
+        guards.check_resume(str(tmp_path), _config(**change), resumable=RESUMABLE, restored_step=50)
     msg = str(err.value)
     assert expected in msg
     assert "--workdir" in msg and "--config.resume=False" in msg
@@ -215,38 +216,42 @@ def test_changed_field_is_refused_naming_it_and_nothing_is_written(tmp_path, cha
 
 
 def test_added_and_removed_fields_are_named(tmp_path):
-    wd.record_config(str(tmp_path), _config())
+    guards.record_config(str(tmp_path), _config())
     new = _config()
     new.width = 256
     del new["loss"]
     with pytest.raises(ConfigError, match=r'loss: "lsgan" → \(absent\); width: \(absent\) → 256'):
-        wd.check_resume(str(tmp_path), new, resumable=RESUMABLE, restored_step=None)
+        guards.check_resume(str(tmp_path), new, resumable=RESUMABLE, restored_step=None)
 
 
 def test_resumable_fields_and_prefixes_may_change(tmp_path):
-    wd.record_config(str(tmp_path), _config())
+    guards.record_config(str(tmp_path), _config())
     new = _config(eval_every=5, snapshot_steps=(0, 100), resume=False)
     new.fid.num_samples = 50  # covered by the prefix "fid"
     new.fid.every = 25
-    wd.check_resume(str(tmp_path), new, resumable=RESUMABLE, restored_step=50)
+    guards.check_resume(str(tmp_path), new, resumable=RESUMABLE, restored_step=50)
     # A prefix covers whole path components only: "fid" does not cover "fidelity".
     new.fidelity = 1
     with pytest.raises(ConfigError, match="fidelity"):
-        wd.check_resume(str(tmp_path), new, resumable=RESUMABLE, restored_step=50)
+        guards.check_resume(str(tmp_path), new, resumable=RESUMABLE, restored_step=50)
 
 
 def test_num_steps_may_grow_but_not_drop_below_the_checkpoint(tmp_path):
-    wd.record_config(str(tmp_path), _config(num_steps=100))
-    wd.check_resume(str(tmp_path), _config(num_steps=300), resumable=RESUMABLE, restored_step=100)
-    wd.check_resume(str(tmp_path), _config(num_steps=60), resumable=RESUMABLE, restored_step=50)
+    guards.record_config(str(tmp_path), _config(num_steps=100))
+    guards.check_resume(
+        str(tmp_path), _config(num_steps=300), resumable=RESUMABLE, restored_step=100
+    )
+    guards.check_resume(str(tmp_path), _config(num_steps=60), resumable=RESUMABLE, restored_step=50)
     with pytest.raises(ConfigError, match="num_steps=40 is below the checkpoint's step 50"):
-        wd.check_resume(str(tmp_path), _config(num_steps=40), resumable=RESUMABLE, restored_step=50)
+        guards.check_resume(
+            str(tmp_path), _config(num_steps=40), resumable=RESUMABLE, restored_step=50
+        )
 
 
 def test_many_changes_are_summarized(tmp_path):
-    wd.record_config(str(tmp_path), {f"f{i:02d}": i for i in range(12)})
+    guards.record_config(str(tmp_path), {f"f{i:02d}": i for i in range(12)})
     with pytest.raises(ConfigError, match="and 4 more"):
-        wd.check_resume(
+        guards.check_resume(
             str(tmp_path),
             {f"f{i:02d}": i + 1 for i in range(12)},
             resumable=frozenset(),
@@ -262,7 +267,7 @@ def test_many_changes_are_summarized(tmp_path):
 def test_move_aside_keeps_everything_and_the_lock(tmp_path):
     run = tmp_path / "run"
     with wd.WorkdirLock(str(run)):
-        wd.record_config(str(run), _config())
+        guards.record_config(str(run), _config())
         (run / "checkpoints" / "10").mkdir(parents=True)
         (run / "metrics.jsonl").write_text('{"step": 1}\n')
         old = wd.move_aside(str(run))
@@ -280,10 +285,10 @@ def test_move_aside_keeps_everything_and_the_lock(tmp_path):
 
 
 def test_nan_equals_nan_and_bool_is_not_int(tmp_path):
-    wd.record_config(str(tmp_path), {"clip": float("nan"), "flag": True, "lr": 1, "xs": [1.0]})
+    guards.record_config(str(tmp_path), {"clip": float("nan"), "flag": True, "lr": 1, "xs": [1.0]})
     same = {"clip": float("nan"), "flag": True, "lr": 1.0, "xs": (1,)}
-    wd.check_resume(str(tmp_path), same, resumable=frozenset(), restored_step=None)
+    guards.check_resume(str(tmp_path), same, resumable=frozenset(), restored_step=None)
     with pytest.raises(ConfigError, match="flag: true → 1"):
-        wd.check_resume(
+        guards.check_resume(
             str(tmp_path), {**same, "flag": 1}, resumable=frozenset(), restored_step=None
         )

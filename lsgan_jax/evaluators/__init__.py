@@ -10,8 +10,9 @@ a name to a factory ``(config) -> evaluator``:
 * ``times`` — the same metrics on the Times-font sets of the small-variance study.
 
 Every evaluator reads the config-wide ``num_eval_samples`` (generated images per evaluation) and
-``eval_seed`` (seed of their fixed latent batch) and maps the generator's output to [−1, 1] with
-:func:`lsgan_jax.evaluators.sampling.to_signed_unit`. New evaluators join with :func:`register`.
+``eval_seed`` (seed of their fixed latent batch). They score images in [−1, 1], the range in which
+the trainer's ``generate`` returns them (:func:`lsgan_jax.training.step.make_generate` maps a
+sigmoid G there). New evaluators join with :func:`register`.
 """
 
 from __future__ import annotations

@@ -64,8 +64,6 @@ class ClassifierEvaluator:
       seed: Seed of the fixed latent batch.
       latent_dim: Size of z.
       latent_dist: ``"uniform"`` (U[−1, 1]) or ``"normal"``.
-      output: The generator's output activation: ``"tanh"`` or ``"sigmoid"`` (mapped to
-        [−1, 1] by :func:`lsgan_jax.evaluators.sampling.to_signed_unit`).
       rule: Collapse thresholds.
       batch: Generator batch per call.
     """
@@ -79,7 +77,6 @@ class ClassifierEvaluator:
         seed: int,
         latent_dim: int,
         latent_dist: str,
-        output: str = "tanh",
         rule: CollapseRule = DEFAULT_RULE,
         batch: int = 500,
     ):
@@ -89,7 +86,6 @@ class ClassifierEvaluator:
         self.reference = reference
         self.num_samples = int(num_samples)
         self.rule = rule
-        self.output = output
         self.batch = int(min(batch, num_samples))
         self._z = sampling.fixed_latents(
             seed=seed, num_samples=self.num_samples, batch=self.batch,
@@ -105,7 +101,7 @@ class ClassifierEvaluator:
     def sample(self, generate: Callable[..., Any]) -> np.ndarray:
         """The evaluation samples ``(num_samples, S, S, C)`` in [−1, 1]."""
         return sampling.generate_images(
-            generate, self._z, num_samples=self.num_samples, batch=self.batch, output=self.output
+            generate, self._z, num_samples=self.num_samples, batch=self.batch
         )
 
     def __call__(self, generate: Callable[..., Any], step: int) -> dict[str, float]:
@@ -151,7 +147,7 @@ def make_digits_evaluator(
 ) -> ClassifierEvaluator:
     """An in-loop evaluator with the (cached) classifier of a digit dataset.
 
-    Pass the experiment ``config`` (dataset, image size, output range and the generator's latent
+    Pass the experiment ``config`` (dataset, image size and the generator's latent
     size/distribution are read from it), or give them explicitly.
 
     Args:
@@ -170,12 +166,10 @@ def make_digits_evaluator(
     Returns:
       A :class:`ClassifierEvaluator`.
     """
-    output = "tanh"
     if config is not None:
         dataset = dataset or config.data.name
         image_size = image_size or int(config.data.image_size)
         data_dir = data_dir or (config.data.get("data_dir", "") or None)
-        output = config.model.get("output", "tanh")
         if latent_dim is None or latent_dist is None:
             dim, dist = latent_of(config)
             latent_dim = latent_dim or dim
@@ -197,7 +191,6 @@ def make_digits_evaluator(
         seed=seed,
         latent_dim=latent_dim,
         latent_dist=latent_dist,
-        output=output,
         rule=rule,
     )
 
@@ -205,7 +198,7 @@ def make_digits_evaluator(
 def make_classifier_evaluator(config: Any, name: str = "digits") -> ClassifierEvaluator:
     """The registered ``digits`` / ``times`` evaluator of an image config.
 
-    Reads ``config.data`` (dataset, resolution, data_dir), ``config.model`` (latent, output),
+    Reads ``config.data`` (dataset, resolution, data_dir), ``config.model`` (latent),
     ``config.num_eval_samples``, ``config.eval_seed`` and the optional ``config.collapse``.
 
     Raises:

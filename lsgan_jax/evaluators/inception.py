@@ -95,8 +95,6 @@ class InceptionEvaluator:
       is_splits: IS chunks.
       cache_dir: Base cache directory (default ``fid_weights.default_cache_dir()``).
       batch: Generator batch per call.
-      output: The generator's output activation (``config.model.output``); samples are mapped
-        to [−1, 1] by :func:`lsgan_jax.evaluators.sampling.to_signed_unit`.
     """
 
     def __init__(
@@ -114,7 +112,6 @@ class InceptionEvaluator:
         is_splits: int = 10,
         cache_dir: str | os.PathLike[str] | None = None,
         batch: int = 100,
-        output: str = "tanh",
     ):
         if num_fake < max(2, is_splits):
             raise ValueError(f"num_eval_samples must be >= max(2, is_splits), got {num_fake}.")
@@ -123,7 +120,6 @@ class InceptionEvaluator:
         self.split = split
         self.num_fake = int(num_fake)
         self.batch = int(batch)
-        self.output = output
         self.kid_subset_size = int(kid_subset_size)
         self.kid_subsets = int(kid_subsets)
         self.is_splits = int(is_splits)
@@ -158,7 +154,7 @@ class InceptionEvaluator:
     def sample(self, generate: Callable[..., Any]) -> np.ndarray:
         """The evaluation samples ``(num_fake, S, S, C)`` in [−1, 1]."""
         return sampling.generate_images(
-            generate, self._z, num_samples=self.num_fake, batch=self.batch, output=self.output
+            generate, self._z, num_samples=self.num_fake, batch=self.batch
         )
 
     def measure(self, samples: np.ndarray) -> list[image_metrics.MetricResult]:
@@ -264,5 +260,4 @@ def make_inception_evaluator(
         is_splits=int(fid["is_splits"]),
         cache_dir=fid["cache_dir"] or None,
         batch=batch,
-        output=config.model.get("output", "tanh"),
     )

@@ -25,14 +25,10 @@ class LastSamples:
       seed: Seed of the fixed latent batch.
       latent_dim: Size of z.
       latent_dist: ``"uniform"`` or ``"normal"``.
-      output: The generator's output activation (mapped to [−1, 1]).
     """
 
-    def __init__(
-        self, *, num_samples: int, seed: int, latent_dim: int, latent_dist: str, output: str
-    ):
+    def __init__(self, *, num_samples: int, seed: int, latent_dim: int, latent_dist: str):
         self.num_samples = int(num_samples)
-        self.output = output
         self._z = sampling.fixed_latents(
             seed=seed, num_samples=num_samples, batch=num_samples,
             latent_dim=latent_dim, latent_dist=latent_dist,
@@ -45,13 +41,12 @@ class LastSamples:
         dim, dist = latent_of(config)
         return cls(
             num_samples=num_samples, seed=int(config.get("eval_seed", 0)), latent_dim=dim,
-            latent_dist=dist, output=config.model.get("output", "tanh"),
+            latent_dist=dist,
         )  # fmt: skip
 
     def __call__(self, generate: Callable[..., Any], step: int) -> dict[str, float]:
         del step
         self.last_samples = sampling.generate_images(
-            generate, self._z, num_samples=self.num_samples, batch=self.num_samples,
-            output=self.output,
-        )  # fmt: skip
+            generate, self._z, num_samples=self.num_samples, batch=self.num_samples
+        )
         return {}

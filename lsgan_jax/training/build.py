@@ -32,6 +32,7 @@ from lsgan_jax import losses as losses_lib
 from lsgan_jax import models as models_lib
 from lsgan_jax.data import mixtures
 from lsgan_jax.errors import ConfigError
+from lsgan_jax.models.conditional import OUTPUTS as G_OUTPUTS
 from lsgan_jax.studies import TRACED_FIELDS, Run, run_value, runs_from_config
 from lsgan_jax.training.state import (
     OPTIMIZERS,
@@ -212,6 +213,7 @@ def validate_image(config: ml_collections.ConfigDict) -> None:
     _check_common(config)
     _one_of("runner", config.runner, RUNNERS)
     _one_of("gp", config.get("gp", "") or None, GP_KINDS)
+    _one_of("model.output", config.model.get("output", "tanh"), G_OUTPUTS)
     _at_least(config, ("log_every", "sample_every", "num_samples"))
     if int(config.get("eval_every", 0)) < 0:
         raise ConfigError(
@@ -228,7 +230,13 @@ def validate_image(config: ml_collections.ConfigDict) -> None:
 def create_models(
     config: ml_collections.ConfigDict, *, g_key: jax.Array, d_key: jax.Array, **extra: Any
 ) -> tuple[nnx.Module, nnx.Module]:
-    """G and D from `config.model` (`g`, `g_kwargs`, `d`, `d_kwargs`) at the config's dtype.
+    """G and D from `config.model` (`g`, `g_kwargs`, `d`, `d_kwargs`, `output`) at the config's
+    dtype.
+
+    `model.output` (image configs) is the one name of G's output non-linearity: a G with an
+    `output` keyword (`conditional_g`) gets it; every other image G ends in tanh, so any other
+    value is refused for it. The sampler (`lsgan_jax.training.step.make_generate`) maps a sigmoid
+    G's [0, 1] back onto the pipeline's [−1, 1].
 
     Args:
       config: the experiment config.
@@ -239,8 +247,27 @@ def create_models(
     if dtype is not None:
         extra["dtype"] = dtype
     m = config.model
+    g_kwargs = dict(m.g_kwargs)
+    if "output" in g_kwargs:
+        raise ConfigError(
+            f"model.g_kwargs sets 'output'; set --config.model.output={g_kwargs['output']} "
+            "instead (the evaluators and sample grids read it from there)."
+        )
+    output = m.get("output")
+    if output is not None:
+        try:
+            takes_output = "output" in models_lib.accepted_kwargs(m.g)
+        except (ValueError, KeyError) as e:
+            raise ConfigError(f"model: {e}") from e
+        if takes_output:
+            g_kwargs["output"] = output
+        elif output != "tanh":
+            raise ConfigError(
+                f"model.output={output!r}, but model.g={m.g!r} always ends in tanh; "
+                "only a G with an 'output' keyword (conditional_g) can end in a sigmoid."
+            )
     try:
-        g = models_lib.create(m.g, rngs=nnx.Rngs(params=g_key), **extra, **m.g_kwargs)
+        g = models_lib.create(m.g, rngs=nnx.Rngs(params=g_key), **extra, **g_kwargs)
         d = models_lib.create(m.d, rngs=nnx.Rngs(params=d_key), **extra, **m.d_kwargs)
     except (ValueError, TypeError) as e:  # unknown name / keyword (the registry's messages)
         raise ConfigError(f"model: {e}") from e

@@ -7,6 +7,9 @@
   that the stored config of an existing run differs from this one only in resumable fields, and
   returns the stored summary when the run had already finished. It writes nothing else, so a
   refused restart leaves the workdir as it was, and it runs before the (costly) build.
+* `record_config` / `check_resume`: the resolved config is stored as `<workdir>/config.json`
+  when a run starts; a restart's config is compared with it field by field, and any change
+  outside the documented resumable fields is refused before anything is written.
 * `OpenRun.restore(state, ...)`, after the build: records the resolved config, restores the
   newest usable checkpoint, opens the metric writer (cut back to the restored step) and the
   progress bar. (The SIGTERM guard is on from `open_run`: a SIGTERM during the build is seen at
@@ -23,9 +26,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -33,13 +37,23 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from lsgan_jax.errors import NonFiniteError
+from lsgan_jax.errors import ConfigError, NonFiniteError
 from lsgan_jax.training import workdir as workdir_lib
 from lsgan_jax.training.checkpoint import Checkpointer
 from lsgan_jax.training.metrics_log import MetricWriter
 from lsgan_jax.training.progress import progress
 
 SUMMARY = "summary.json"
+CONFIG_FILE = "config.json"
+
+#: Fields that never take part in the resume check: ``resume`` selects the mode itself.
+ALWAYS_RESUMABLE = frozenset({"resume"})
+
+#: The two ways past a refused restart; every such message ends with them.
+_WAYS_FORWARD = (
+    "Use another --workdir, or pass --config.resume=False to start fresh "
+    "(the old run is moved aside to a sibling folder, not deleted)."
+)
 
 
 class PreemptionGuard:
@@ -67,7 +81,131 @@ class PreemptionGuard:
 
 
 # --------------------------------------------------------------------------------------------
-# Workdir
+# Config record and resume check
+# --------------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """ConfigDict / mappings / tuples → JSON-ready dicts and lists."""
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        value = value.to_dict()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "item") and callable(value.item):  # NumPy / JAX scalars
+        return value.item()
+    return str(value)
+
+
+def _json_config(config: Any) -> dict[str, Any]:
+    # The JSON round trip makes the live config compare equal to a stored one (tuples → lists).
+    return json.loads(json.dumps(_plain(config)))
+
+
+def record_config(workdir: str, config: Any) -> None:
+    """Writes the resolved config to ``<workdir>/config.json`` (atomically; tuples as lists)."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, CONFIG_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(_json_config(config), f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts → ``{"dotted.path": leaf}`` (an empty dict is a leaf)."""
+    if isinstance(tree, dict) and tree:
+        return {p: v for k, sub in tree.items() for p, v in _flatten(sub, f"{prefix}{k}.").items()}
+    return {prefix[:-1]: tree}
+
+
+def _covered(field: str, resumable: frozenset[str]) -> bool:
+    return any(field == r or field.startswith(r + ".") for r in resumable)
+
+
+_ABSENT = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality of JSON values where NaN equals NaN (a stored NaN is not a change)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return (a == b and type(a) is type(b)) or (_is_number(a) and _is_number(b) and a == b)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if value is _ABSENT else json.dumps(value)
+
+
+def check_resume(
+    workdir: str,
+    config: Any,
+    *,
+    resumable: frozenset[str],
+    restored_step: int | None,
+) -> None:
+    """Refuses to resume a run in `workdir` with a config that changes what is being trained.
+
+    The stored ``<workdir>/config.json`` and `config` are flattened to dotted paths
+    (``optim_d.lr``, ``coding.b``, ...) and compared after a JSON round trip (tuples and lists
+    compare equal). A field may differ when it is in `resumable` or under a prefix in it
+    (``"fid"`` covers ``fid.num_samples`` and every other ``fid.*`` field), or when it is in
+    :data:`ALWAYS_RESUMABLE`. ``num_steps`` may change (usually grow) as long as it does not drop
+    below the restored checkpoint's step. Nothing is written by this function.
+
+    Args:
+      workdir: the run's directory.
+      config: the new resolved config (an ``ml_collections.ConfigDict`` or a mapping).
+      resumable: dotted field names (or prefixes) allowed to change on resume, e.g. cadences.
+      restored_step: the step of the checkpoint that will be restored, or None for none.
+
+    Raises:
+      ConfigError: one short message naming each changed field (old → new) and the two ways
+        forward: another ``--workdir``, or ``--config.resume=False``.
+    """
+    new = _flatten(_json_config(config))
+    problems = []
+    num_steps = new.get("num_steps")
+    if restored_step is not None and isinstance(num_steps, int) and num_steps < restored_step:
+        problems.append(
+            f"num_steps={num_steps} is below the checkpoint's step {restored_step} "
+            "(training cannot be undone)"
+        )
+    path = os.path.join(workdir, CONFIG_FILE)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                old = _flatten(json.load(f))
+        except (OSError, ValueError) as e:
+            raise ConfigError(
+                f"{path} cannot be read ({e}), so the stored run's config is unknown. "
+                + _WAYS_FORWARD
+            ) from None
+        allowed = frozenset(resumable) | ALWAYS_RESUMABLE | {"num_steps"}
+        for field in sorted(set(old) | set(new)):
+            a, b = old.get(field, _ABSENT), new.get(field, _ABSENT)
+            if not _same(a, b) and not _covered(field, allowed):
+                problems.append(f"{field}: {_show(a)} → {_show(b)}")
+    if problems:
+        shown = problems[:8] + ([f"and {len(problems) - 8} more"] if len(problems) > 8 else [])
+        raise ConfigError(
+            f"Cannot resume the run in {workdir} with a different config: {'; '.join(shown)}. "
+            + _WAYS_FORWARD
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Open and restore
 # --------------------------------------------------------------------------------------------
 
 
@@ -120,7 +258,7 @@ class OpenRun:
         """
         config, workdir, main = self.config, self.workdir, jax.process_index() == 0
         if main:
-            workdir_lib.record_config(workdir, config)
+            record_config(workdir, config)
         if self.ckpt is None:
             self.ckpt = self.stack.enter_context(contextlib.closing(_checkpointer(workdir, config)))
         restored = self.ckpt.restore_latest(state, data_iter=data_iter)
@@ -180,7 +318,7 @@ def open_run(
     if os.path.isdir(_ckdir(workdir)):  # (a manager on a missing directory would create it)
         run.ckpt = stack.enter_context(contextlib.closing(_checkpointer(workdir, config)))
     latest = run.ckpt.latest_step() if run.ckpt else None
-    workdir_lib.check_resume(workdir, config, resumable=resumable, restored_step=latest)
+    check_resume(workdir, config, resumable=resumable, restored_step=latest)
     summary_path = os.path.join(workdir, SUMMARY)
     if latest is not None and latest == config.num_steps and os.path.exists(summary_path):
         print(f"The run in {workdir} has finished (step {latest}); returning its summary.")
@@ -230,11 +368,15 @@ def nonfinite_error(what: str, step: int, ckpt: Checkpointer, advice: str) -> No
 
 
 __all__ = [
+    "ALWAYS_RESUMABLE",
+    "CONFIG_FILE",
     "OpenRun",
     "PreemptionGuard",
+    "check_resume",
     "finite_runs",
     "nonfinite_error",
     "open_run",
     "preempted",
+    "record_config",
     "write_json",
 ]

@@ -42,7 +42,6 @@ from jax.sharding import PartitionSpec as P
 from lsgan_jax import viz
 from lsgan_jax.errors import ConfigError
 from lsgan_jax.evaluators import make_evaluators
-from lsgan_jax.evaluators.sampling import to_signed_unit
 from lsgan_jax.training import guards, runners
 from lsgan_jax.training import workdir as workdir_lib
 from lsgan_jax.training.build import build_image, choose_runner, validate_image
@@ -190,8 +189,7 @@ def train(
         def write_samples(step):
             if writer is None:  # only process 0 writes
                 return
-            x = to_signed_unit(generate(z_fixed, labels_fixed), config.model.get("output", "tanh"))
-            grid = viz.image_grid(x)
+            grid = viz.image_grid(jax.device_get(generate(z_fixed, labels_fixed)))
             viz.save_image(grid, os.path.join(workdir, "samples", f"step_{step:07d}.png"))
             viz.save_image(grid, os.path.join(workdir, "samples.png"))
             writer.write_image(step, "samples", grid)

@@ -450,7 +450,11 @@ def make_train_step(spec: StepSpec) -> Callable[..., tuple[TrainState, dict[str,
 def make_generate(spec_or_graphdef: StepSpec | Any, *, conditional: bool = False) -> Callable:
     """Returns `generate(g_params, g_rest, z, labels=None) -> samples` in inference mode.
 
-    BatchNorm layers use their running averages (the paper's sampling convention).
+    BatchNorm layers use their running averages (the paper's sampling convention). Images come
+    out in [−1, 1], the range of the real images, whatever G ends in: this is the one place that
+    maps a sigmoid G's [0, 1] output (`output="sigmoid"`, config `model.output`) to `2x − 1`, so
+    the sample grids and every evaluator see one range. A tanh G's and a 2-D G's samples are
+    returned as they are.
     """
     if isinstance(spec_or_graphdef, StepSpec):
         g_gd, conditional = spec_or_graphdef.g_graphdef, spec_or_graphdef.conditional
@@ -459,8 +463,9 @@ def make_generate(spec_or_graphdef: StepSpec | Any, *, conditional: bool = False
 
     def generate(g_params, g_rest, z, labels=None):
         gen = nnx.merge(g_gd, g_params, g_rest)
-        if conditional:
-            return gen(z, labels=labels, train=False)
-        return gen(z, train=False)
+        x = gen(z, labels=labels, train=False) if conditional else gen(z, train=False)
+        if getattr(gen, "output", "tanh") == "sigmoid":
+            return x.astype(jnp.float32) * 2.0 - 1.0
+        return x
 
     return generate

@@ -1,6 +1,7 @@
-"""The workdir of a run: one writer at a time, the resolved config, config-checked resume.
+"""The workdir of a run on disk: writable, one writer at a time, an old run moved aside.
 
-A run's workdir holds its checkpoints, logs and summaries. This module guards it:
+A run's workdir holds its checkpoints, logs and summaries. This module guards the folder itself
+(what the run's config must match on resume is `lsgan_jax.training.guards`' job):
 
 - :func:`check_workdir_writable` rejects a workdir that is a file or cannot be written, before
   anything is created.
@@ -9,9 +10,6 @@ A run's workdir holds its checkpoints, logs and summaries. This module guards it
   reason* (including ``kill -9``), so a lock can never outlive its process. The file records the
   holder's pid, host and start time, which only serve the error message and the "stale lock"
   warning.
-- :func:`record_config` stores the resolved config as ``<workdir>/config.json`` when a run starts.
-- :func:`check_resume` compares a restart's config with that stored one, field by field, and
-  refuses any change outside the documented resumable fields before anything is written.
 - :func:`move_aside` moves an old run out of the way for an explicit fresh start
   (``--config.resume=False``); nothing is ever deleted.
 """
@@ -23,7 +21,6 @@ import datetime
 import fcntl
 import json
 import logging
-import math
 import os
 import re
 import socket
@@ -35,15 +32,6 @@ from lsgan_jax.errors import ConfigError
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
-CONFIG_FILE = "config.json"
-
-#: Fields that never take part in the resume check: ``resume`` selects the mode itself.
-ALWAYS_RESUMABLE = frozenset({"resume"})
-
-_WAYS_FORWARD = (
-    "Use another --workdir, or pass --config.resume=False to start fresh "
-    "(the old run is moved aside to a sibling folder, not deleted)."
-)
 
 
 # ------------------------------------------------------------------------------------------
@@ -196,129 +184,8 @@ def _describe(holder: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------
-# Config record and resume check
+# Fresh start
 # ------------------------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    """ConfigDict / mappings / tuples → JSON-ready dicts and lists."""
-    if hasattr(value, "to_dict") and callable(value.to_dict):
-        value = value.to_dict()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if hasattr(value, "item") and callable(value.item):  # NumPy / JAX scalars
-        return value.item()
-    return str(value)
-
-
-def _json_config(config: Any) -> dict[str, Any]:
-    # The JSON round trip makes the live config compare equal to a stored one (tuples → lists).
-    return json.loads(json.dumps(_plain(config)))
-
-
-def record_config(workdir: str, config: Any) -> None:
-    """Writes the resolved config to ``<workdir>/config.json`` (atomically; tuples as lists)."""
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, CONFIG_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(_json_config(config), f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict) and tree:
-        out = {}
-        for k, v in tree.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: tree}
-
-
-def _covered(field: str, resumable: frozenset[str]) -> bool:
-    return any(field == r or field.startswith(r + ".") for r in resumable)
-
-
-_ABSENT = object()
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equality of JSON values where NaN equals NaN (a stored NaN is not a change)."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return (a == b and type(a) is type(b)) or (_is_number(a) and _is_number(b) and a == b)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
-def _show(value: Any) -> str:
-    return "(absent)" if value is _ABSENT else json.dumps(value)
-
-
-def check_resume(
-    workdir: str,
-    config: Any,
-    *,
-    resumable: frozenset[str],
-    restored_step: int | None,
-) -> None:
-    """Refuses to resume a run in `workdir` with a config that changes what is being trained.
-
-    The stored ``<workdir>/config.json`` and `config` are flattened to dotted paths
-    (``optim_d.lr``, ``coding.b``, ...) and compared after a JSON round trip (tuples and lists
-    compare equal). A field may differ when it is in `resumable` or under a prefix in it
-    (``"fid"`` covers ``fid.num_samples`` and every other ``fid.*`` field), or when it is in
-    :data:`ALWAYS_RESUMABLE`. ``num_steps`` may change (usually grow) as long as it does not drop
-    below the restored checkpoint's step. Nothing is written by this function.
-
-    Args:
-      workdir: the run's directory.
-      config: the new resolved config (an ``ml_collections.ConfigDict`` or a mapping).
-      resumable: dotted field names (or prefixes) allowed to change on resume, e.g. cadences.
-      restored_step: the step of the checkpoint that will be restored, or None for none.
-
-    Raises:
-      ConfigError: one short message naming each changed field (old → new) and the two ways
-        forward: another ``--workdir``, or ``--config.resume=False``.
-    """
-    new = _flatten(_json_config(config))
-    problems = []
-    num_steps = new.get("num_steps")
-    if restored_step is not None and isinstance(num_steps, int) and num_steps < restored_step:
-        problems.append(
-            f"num_steps={num_steps} is below the checkpoint's step {restored_step} "
-            "(training cannot be undone)"
-        )
-    path = os.path.join(workdir, CONFIG_FILE)
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                old = _flatten(json.load(f))
-        except (OSError, ValueError) as e:
-            raise ConfigError(
-                f"{path} cannot be read ({e}), so the stored run's config is unknown. "
-                + _WAYS_FORWARD
-            ) from None
-        allowed = frozenset(resumable) | ALWAYS_RESUMABLE | {"num_steps"}
-        for field in sorted(set(old) | set(new)):
-            a, b = old.get(field, _ABSENT), new.get(field, _ABSENT)
-            if not _same(a, b) and not _covered(field, allowed):
-                problems.append(f"{field}: {_show(a)} → {_show(b)}")
-    if problems:
-        shown = problems[:8] + ([f"and {len(problems) - 8} more"] if len(problems) > 8 else [])
-        raise ConfigError(
-            f"Cannot resume the run in {workdir} with a different config: {'; '.join(shown)}. "
-            + _WAYS_FORWARD
-        )
 
 
 def move_aside(workdir: str) -> str:
@@ -348,13 +215,4 @@ def move_aside(workdir: str) -> str:
     return dest
 
 
-__all__ = [
-    "ALWAYS_RESUMABLE",
-    "CONFIG_FILE",
-    "LOCK_FILE",
-    "WorkdirLock",
-    "check_resume",
-    "check_workdir_writable",
-    "move_aside",
-    "record_config",
-]
+__all__ = ["LOCK_FILE", "WorkdirLock", "check_workdir_writable", "move_aside"]
