@@ -57,10 +57,13 @@ def _smoke_config(**overrides):
     return config
 
 
-def test_smoke_end_to_end(tmp_path):
-    wd = str(tmp_path / "run")
-    proc = _run("--variant=smoke", f"--workdir={wd}")
-    summary = json.load(open(os.path.join(wd, "summary.json")))
+def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
+    """The smoke study end to end in a fresh process (summary, figures, logs); then a real
+    SIGTERM mid-run saves and exits 0, and rerunning resumes to bitwise-identical params."""
+    steps = ["--config.num_steps=400", "--config.checkpoint_every=200"]
+    full = str(tmp_path / "full")
+    proc = _run("--variant=smoke", f"--workdir={full}", *steps)
+    summary = json.load(open(os.path.join(full, "summary.json")))
     assert {r["loss"] for r in summary["runs"]} == {"lsgan", "nsgan"}
     assert len(summary["runs"]) == 4
     for row in summary["runs"]:
@@ -73,18 +76,11 @@ def test_smoke_end_to_end(tmp_path):
         assert 0.0 <= agg["fraction_all_modes"] <= 1.0
     assert summary["protocol"]["num_modes"] == 8
     for name in ("mixture.png", "mode_curves.png", "metrics.jsonl", "history.json"):
-        assert os.path.getsize(os.path.join(wd, name)) > 0
-    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(wd, "tb")))
+        assert os.path.getsize(os.path.join(full, name)) > 0
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(full, "tb")))
     assert "lsgan" in proc.stdout and "modes" in proc.stdout
-    rows = [json.loads(line) for line in open(os.path.join(wd, "metrics.jsonl"))]
-    assert rows[-1]["step"] == 40 and "lsgan/g_grad_norm" in rows[-1]
-
-
-def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
-    """A real SIGTERM mid-run saves and exits 0; rerunning resumes to bitwise-identical params."""
-    steps = ["--config.num_steps=400", "--config.checkpoint_every=200"]
-    full = str(tmp_path / "full")
-    _run("--variant=smoke", f"--workdir={full}", *steps)
+    rows = [json.loads(line) for line in open(os.path.join(full, "metrics.jsonl"))]
+    assert rows[-1]["step"] == 400 and "lsgan/g_grad_norm" in rows[-1]
 
     cut = str(tmp_path / "cut")
     proc = subprocess.Popen(
