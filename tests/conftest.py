@@ -2,9 +2,17 @@
 
 import os
 
+# XLA's CPU backend at optimization level 0: the suite is compile-bound (every test compiles its
+# own small programs), and level 0 compiles them about twice as fast (test_training,
+# test_step_protocols and test_spectral_norm: 231 s -> 128 s with an empty cache), while the
+# programs, and so every assertion, stay the same. The experiment subprocesses get the same
+# flags (with one device). LSGAN_JAX_TEST_XLA_FLAGS="" tests XLA's default code generation.
+_codegen = os.environ.setdefault("LSGAN_JAX_TEST_XLA_FLAGS", "--xla_backend_optimization_level=0")
 os.environ.setdefault("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
     os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=8"
+if _codegen and _codegen not in os.environ["XLA_FLAGS"]:
+    os.environ["XLA_FLAGS"] += " " + _codegen
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")

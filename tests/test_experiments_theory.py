@@ -22,7 +22,7 @@ LOSS_NAMES = ("saturating", "non_saturating", "ls_zero_one", "ls_pearson")
 
 def _env():
     env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)  # one CPU device, as on a user's laptop
+    env["XLA_FLAGS"] = os.environ.get("LSGAN_JAX_TEST_XLA_FLAGS", "")  # one CPU device
     env["JAX_PLATFORMS"] = "cpu"
     env["MPLBACKEND"] = "Agg"
     return env

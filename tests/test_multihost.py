@@ -27,7 +27,9 @@ def _free_port():
 def test_two_processes_equal_one_process_with_eight_devices(tmp_path):
     port = _free_port()
     env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4 " + os.environ.get(
+        "LSGAN_JAX_TEST_XLA_FLAGS", ""
+    )
     env["JAX_PLATFORMS"] = "cpu"
     out = tmp_path / "multi.npz"
     procs = [

@@ -51,7 +51,7 @@ TIMEOUT = 300  # seconds for any one process (a loaded 2-core machine)
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)  # with the suite's JAX_COMPILATION_CACHE_DIR (tests/conftest.py)
-    env.pop("XLA_FLAGS", None)  # one CPU device, as a user's laptop
+    env["XLA_FLAGS"] = os.environ.get("LSGAN_JAX_TEST_XLA_FLAGS", "")  # one CPU device
     env["JAX_PLATFORMS"] = "cpu"
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

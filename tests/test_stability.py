@@ -161,7 +161,7 @@ def test_settings_map_to_the_official_runs():
 
 def test_stability_smoke_end_to_end(tmp_path):
     env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = os.environ.get("LSGAN_JAX_TEST_XLA_FLAGS", "")  # one CPU device
     env.update(
         JAX_PLATFORMS="cpu",
         TFDS_DATA_DIR=str(tmp_path / "tfds"),

@@ -129,7 +129,7 @@ def test_commands_mode_prints_runnable_commands_and_aggregates(tmp_path, capsys)
     args = shlex.split(cmds[1])
     assert args[:2] == ["python", "-m"]
     env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = os.environ.get("LSGAN_JAX_TEST_XLA_FLAGS", "")  # one CPU device
     proc = subprocess.run(
         [sys.executable, *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
