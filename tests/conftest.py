@@ -1,12 +1,13 @@
-"""Test setup: 8 fake CPU devices, set before JAX is imported anywhere."""
+"""Test setup, before JAX is imported anywhere: 8 fake CPU devices, XLA CPU codegen at
+optimization level 0, one persistent compilation cache."""
 
 import os
 
 # XLA's CPU backend at optimization level 0: the suite is compile-bound (every test compiles its
-# own small programs), and level 0 compiles them about twice as fast (test_training,
-# test_step_protocols and test_spectral_norm: 231 s -> 128 s with an empty cache), while the
-# programs, and so every assertion, stay the same. The experiment subprocesses get the same
-# flags (with one device). LSGAN_JAX_TEST_XLA_FLAGS="" tests XLA's default code generation.
+# own small programs) and level 0 compiles them much faster, while the programs, and so every
+# assertion, stay the same (the benchmarks measure the default level). The experiment
+# subprocesses get the same flags (with one device). LSGAN_JAX_TEST_XLA_FLAGS="" tests XLA's
+# default code generation.
 _codegen = os.environ.setdefault("LSGAN_JAX_TEST_XLA_FLAGS", "--xla_backend_optimization_level=0")
 os.environ.setdefault("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in os.environ["XLA_FLAGS"]:
@@ -27,7 +28,7 @@ _xla_cache = os.environ.get(
 if _xla_cache:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _xla_cache)
     # Every program, however small: the eager ops and orbax's per-replica slices of a
-    # checkpoint save are compiled again in each test otherwise (~8 s of a data-parallel run).
+    # checkpoint save would be compiled again in each test otherwise.
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
