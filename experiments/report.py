@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsgan_jax import stats
+from lsgan_jax import stats, studies
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "results"
@@ -165,14 +165,12 @@ def _mean_ci(
     scale: float = 1.0,
     bounds: tuple[float, float] | None = None,
 ) -> str:
-    """Mean and 95 % t interval, the interval clipped to the metric's possible range."""
-    v = np.asarray(values, np.float64)
-    if v.size < 2:
-        return format(v.mean() * scale, fmt)
-    lo, hi = stats.t_interval(v)
-    if bounds is not None:
-        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
-    return f"{format(v.mean() * scale, fmt)} {_ci(lo, hi, fmt, scale)}"
+    """Mean and 95 % t interval, the interval cut to the metric's possible range
+    (`lsgan_jax.studies.mean_interval`)."""
+    mean, ci = studies.mean_interval(values, bounds)
+    if ci is None:
+        return format(mean * scale, fmt)
+    return f"{format(mean * scale, fmt)} {_ci(*ci, fmt, scale)}"
 
 
 def _rate(k: int, n: int) -> str:

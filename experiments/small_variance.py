@@ -75,6 +75,8 @@ VARIANT_HELP = {
 DATASETS = ("times_shift", "times_shift_rotate")
 #: name -> (loss, coding a, b, c). LSGAN uses the χ² coding of the official code.
 LOSSES = {"lsgan": ("lsgan", (-1.0, 1.0, 0.0)), "nsgan": ("nsgan", (0.0, 1.0, 1.0))}
+#: FD and KL are never negative (their intervals are cut there).
+NONNEGATIVE = (0.0, float("inf"))
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
@@ -190,8 +192,8 @@ def make_table(rows: list[dict], config: ml_collections.ConfigDict) -> tuple[lis
         lines.append(
             f"| {e['dataset']} | {loss} | {', '.join(f'{c}/10' for c in e['classes_covered'])} "
             f"| {e['collapsed']}/{e['runs']} | {e['diverged']}/{e['runs']} | "
-            f"{studies.fmt_mean_ci(e['final_fd'], 1)} | "
-            f"{studies.fmt_mean_ci(e['final_kl_uniform'], 2)} | {hist} | "
+            f"{studies.fmt_mean_ci(e['final_fd'], 1, bounds=NONNEGATIVE)} | "
+            f"{studies.fmt_mean_ci(e['final_kl_uniform'], 2, bounds=NONNEGATIVE)} | {hist} | "
             f"{'n/a' if ci is None else f'[{ci[0]:.2f}, {ci[1]:.2f}]'} |"
         )
     return table, "\n".join(lines)

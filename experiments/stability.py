@@ -295,6 +295,10 @@ def _success(final: dict, crit: ml_collections.ConfigDict) -> bool | None:
     )
 
 
+#: A Fréchet distance is never negative (its intervals are cut there).
+FD_RANGE = (0.0, float("inf"))
+
+
 def make_table(rows: list[dict], settings: tuple[str, ...]) -> tuple[list[dict], str]:
     """Per-setting aggregates and their Markdown table.
 
@@ -338,7 +342,8 @@ def make_table(rows: list[dict], settings: tuple[str, ...]) -> tuple[list[dict],
         cov = f"{np.mean(cov):.2f}" if cov else "n/a"
         lines.append(
             f"| {e['setting']} | {loss} | {e['batchnorm']} | {e['optimizer']} | {succ} | "
-            f"{studies.fmt_mean_ci(e['final_fd'], 1)} | {studies.fmt_mean_ci(e['best_fd'], 1)} | "
+            f"{studies.fmt_mean_ci(e['final_fd'], 1, bounds=FD_RANGE)} | "
+            f"{studies.fmt_mean_ci(e['best_fd'], 1, bounds=FD_RANGE)} | "
             f"{cov} | "
             f"{e['collapsed_final']}/{e['runs']} | {e['diverged']}/{e['runs']} |"
         )

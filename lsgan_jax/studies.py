@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -167,15 +168,27 @@ def summarize(
     return out
 
 
-def mean_interval(values: Sequence[float | None]) -> tuple[float, tuple[float, float] | None]:
+def mean_interval(
+    values: Sequence[float | None], bounds: tuple[float, float] | None = None
+) -> tuple[float, tuple[float, float] | None]:
     """The mean of the finite values and its 95 % Student-t interval
-    (:func:`lsgan_jax.stats.t_interval`; None with fewer than two values)."""
+    (:func:`lsgan_jax.stats.t_interval`; None with fewer than two values).
+
+    `bounds`: the range the quantity can take (FD >= 0, a fraction in [0, 1]); the interval is
+    cut to it. With few seeds the t interval can reach past it, and its part outside holds no
+    possible value, so the cut interval covers the mean whenever the uncut one does.
+    """
     from lsgan_jax import stats  # noqa: PLC0415
 
     v = [float(x) for x in values if x is not None and np.isfinite(x)]
     if not v:
         return float("nan"), None
-    return float(np.mean(v)), (stats.t_interval(v) if len(v) > 1 else None)
+    if len(v) < 2:
+        return float(np.mean(v)), None
+    lo, hi = stats.t_interval(v)
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return float(np.mean(v)), (lo, hi)
 
 
 def rate_interval(successes: int, n: int) -> tuple[float, float]:
@@ -185,9 +198,15 @@ def rate_interval(successes: int, n: int) -> tuple[float, float]:
     return stats.wilson_interval(int(successes), int(n))
 
 
-def fmt_mean_ci(values: Sequence[float | None], digits: int = 2, scale: float = 1.0) -> str:
-    """``"mean [low, high]"`` (95 % t interval over seeds); ``n/a`` without finite values."""
-    mean, ci = mean_interval(values)
+def fmt_mean_ci(
+    values: Sequence[float | None],
+    digits: int = 2,
+    scale: float = 1.0,
+    bounds: tuple[float, float] | None = None,
+) -> str:
+    """``"mean [low, high]"`` (95 % t interval over seeds, cut to `bounds`, see
+    :func:`mean_interval`); ``n/a`` without finite values."""
+    mean, ci = mean_interval(values, bounds)
     if not np.isfinite(mean):
         return "n/a"
     if ci is None:
@@ -204,8 +223,8 @@ def fmt_rate_ci(successes: int, n: int) -> str:
 
 
 def format_table(summary: dict, num_modes: int) -> str:
-    """The printed results table: per group, the mean over seeds with its 95 % t interval
-    (modes, high-quality %, reverse KL) and the runs covering all modes with their 95 % Wilson
+    """The printed results table: per group, the mean over seeds with its 95 % t interval cut
+    to the quantity's range (modes, high-quality %, reverse KL) and the runs covering all modes with their 95 % Wilson
     interval (:mod:`lsgan_jax.stats`)."""
     rows_of: dict[str, list[dict]] = {}
     for row in summary["runs"]:
@@ -217,9 +236,9 @@ def format_table(summary: dict, num_modes: int) -> str:
     ]
     for group, agg in summary["per_group"].items():
         rows = rows_of.get(group, [])
-        modes = fmt_mean_ci([r["modes_covered"] for r in rows])
-        hq = fmt_mean_ci([r["high_quality"] for r in rows], 1, 100.0)
-        rkl = fmt_mean_ci([r["reverse_kl"] for r in rows], 3)
+        modes = fmt_mean_ci([r["modes_covered"] for r in rows], bounds=(0.0, float(num_modes)))
+        hq = fmt_mean_ci([r["high_quality"] for r in rows], 1, 100.0, (0.0, 1.0))
+        rkl = fmt_mean_ci([r["reverse_kl"] for r in rows], 3, bounds=(0.0, math.inf))
         every = fmt_rate_ci(sum(int(bool(r.get("all_modes"))) for r in rows), len(rows))
         lines.append(
             f"{group:<{width}} {agg['num_runs']:>4} {modes:>20} {hq:>20} {rkl:>22} {every:>18}"

@@ -31,6 +31,19 @@ def test_interval_formatting_matches_scipy():
     assert studies.fmt_rate_ci(3, 10) == f"3/10 [{ci.low:.2f}, {ci.high:.2f}]"
 
 
+def test_intervals_are_cut_to_the_quantity_range():
+    """Two seeds of a non-negative quantity (an FD): the t interval reaches below zero, and the
+    interval within bounds is scipy's cut there, the upper end unchanged."""
+    v = [2.0, 30.0]
+    lo, hi = stats.t.interval(0.95, 1, np.mean(v), stats.sem(v))
+    assert lo < 0
+    assert studies.mean_interval(v) == (np.mean(v), (lo, hi))
+    assert studies.mean_interval(v, (0.0, np.inf)) == (np.mean(v), (0.0, hi))
+    assert studies.fmt_mean_ci(v, 1, bounds=(0.0, np.inf)) == f"16.0 [0.0, {hi:.1f}]"
+    mean, (a, b) = studies.mean_interval([0.2, 0.9], (0.0, 1.0))  # a fraction: both ends cut
+    assert (a, b) == (0.0, 1.0) and mean == pytest.approx(0.55)
+
+
 def test_run_sequential_keeps_arrays_and_goes_on_after_divergence(tmp_path, monkeypatch):
     from experiments import digits
 
