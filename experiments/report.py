@@ -555,9 +555,10 @@ def render_accelerator(results_dir: Path = RESULTS_DIR) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def _stored_variants(studies: dict[str, str], results_dir: Path):
-    """(variant, summary, provenance) for each variant of ``studies`` stored under results/."""
-    for variant, study in studies.items():
+def _stored_variants(variants: dict[str, str], results_dir: Path):
+    """(variant, summary, provenance) for each of ``variants`` (variant -> results/ folder)
+    stored under results/."""
+    for variant, study in variants.items():
         if (results_dir / study / "summary.json").exists():
             yield (variant, *load_study(study, results_dir))
 

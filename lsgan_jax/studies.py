@@ -224,8 +224,8 @@ def fmt_rate_ci(successes: int, n: int) -> str:
 
 def format_table(summary: dict, num_modes: int) -> str:
     """The printed results table: per group, the mean over seeds with its 95 % t interval cut
-    to the quantity's range (modes, high-quality %, reverse KL) and the runs covering all modes with their 95 % Wilson
-    interval (:mod:`lsgan_jax.stats`)."""
+    to the quantity's range (modes, high-quality %, reverse KL) and the runs covering all modes
+    with their 95 % Wilson interval (:mod:`lsgan_jax.stats`)."""
     rows_of: dict[str, list[dict]] = {}
     for row in summary["runs"]:
         rows_of.setdefault(row["group"], []).append(row)
